@@ -1,0 +1,109 @@
+# cost-analysis-operator Makefile. `make help` lists the targets.
+
+# Tools, pinned, installed into bin/ by the targets that need them.
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+LOCALBIN ?= $(CURDIR)/bin
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+# Kubernetes built from source (hack/kube-build.sh): etcd, kube-apiserver, kubectl, ...
+KUBE_BIN = $(shell hack/kube-build.sh --print)
+KUBECTL ?= $(KUBE_BIN)/kubectl
+
+# Where the operator runs: `make run` uses $KUBECONFIG (or ~/.kube/config, or the
+# in-cluster config) when it reaches a cluster, and else a local control plane.
+IMG ?= cost-analysis-operator:latest
+GOTEST_FLAGS ?=
+
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate the CRDs (config/crd/bases) and RBAC (config/rbac) from the code markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/..." paths="./controllers/..." paths="./internal/..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: controller-gen ## Generate deepcopy code (api/v1) and the plugin's protobuf code (internal/plugin/pluginpb).
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+	hack/gen-proto.sh
+
+.PHONY: fmt
+fmt: ## Run gofmt over the code.
+	gofmt -l -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: verify-generated
+verify-generated: manifests generate ## Fail when generated files (CRDs, RBAC, deepcopy, protobuf) drift from the code.
+	@if [ -n "$$(git status --porcelain -- api config internal/plugin/pluginpb)" ]; then \
+		echo "Generated files are out of date; run 'make manifests generate' and commit:"; \
+		git status --porcelain -- api config internal/plugin/pluginpb; git diff --stat -- api config internal/plugin/pluginpb; exit 1; fi
+
+.PHONY: kube-bins
+kube-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, kwokctl from source into bin/k8s (cached).
+	hack/kube-build.sh
+
+.PHONY: test
+test: verify-generated kube-bins ## Run every test (unit, envtest against a real kube-apiserver) after checking generated files.
+	KUBEBUILDER_ASSETS="$(KUBE_BIN)" go test $(GOTEST_FLAGS) ./... 
+
+##@ Build
+
+.PHONY: build
+build: ## Build the manager, the collector and the sample plugin into bin/.
+	go build -o $(LOCALBIN)/manager .
+	go build -o $(LOCALBIN)/collector ./cmd/collector
+	go build -o $(LOCALBIN)/sample-plugin ./cmd/sample-plugin
+
+.PHONY: run
+run: build kube-bins ## Run the manager in the foreground against your cluster, or against a local control plane when none is configured.
+	hack/run.sh
+
+##@ Local control plane (built from source, kwok nodes)
+
+.PHONY: cluster-up
+cluster-up: kube-bins ## Start the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) and install the CRDs.
+	hack/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop and delete the local control plane.
+	hack/cluster.sh down
+
+##@ Deployment
+
+.PHONY: install
+install: manifests ## Install the CRDs into the cluster of the current kubeconfig.
+	$(KUBECTL) apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: manifests ## Remove the CRDs (and with them every DataSource, Job and JobTask) from the cluster.
+	$(KUBECTL) delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: manifests ## Deploy the manager (config/default) with image $(IMG) to the cluster of the current kubeconfig.
+	cd config/manager && $(KUBECTL) kustomize . >/dev/null
+	$(KUBECTL) kustomize config/default | sed -e 's|image: controller:latest|image: $(IMG)|' | $(KUBECTL) apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: ## Remove the manager deployed by `make deploy`.
+	$(KUBECTL) delete --ignore-not-found -k config/default
+
+##@ Tools
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.
+$(CONTROLLER_GEN):
+	mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+	mv $(LOCALBIN)/controller-gen $(CONTROLLER_GEN)

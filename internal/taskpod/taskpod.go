@@ -1,0 +1,103 @@
+// Package taskpod is the contract between the operator and a task pod: the
+// environment a task's collector container receives, where the DataSource's secret
+// is mounted, and the JSON result the collector writes to its termination message.
+// The JobTask controller builds pods from it and reads results back with it; the
+// shipped collector (cmd/collector) implements the other side.
+package taskpod
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Environment variables set on every task container.
+const (
+	EnvJobID            = "COST_ANALYSIS_JOB_ID"
+	EnvJobTaskID        = "COST_ANALYSIS_JOB_TASK_ID"
+	EnvDataSourceID     = "COST_ANALYSIS_DATA_SOURCE_ID"
+	EnvDomainID         = "COST_ANALYSIS_DOMAIN_ID"
+	EnvTaskOptions      = "COST_ANALYSIS_TASK_OPTIONS"   // JSON object returned by get_tasks
+	EnvTaskChanged      = "COST_ANALYSIS_TASK_CHANGED"   // JSON {"start","end","filter"} or empty
+	EnvPluginOptions    = "COST_ANALYSIS_PLUGIN_OPTIONS" // JSON object: DataSource spec.plugin.options
+	EnvPluginSchema     = "COST_ANALYSIS_PLUGIN_SCHEMA"
+	EnvPluginEndpoint   = "COST_ANALYSIS_PLUGIN_ENDPOINT" // host:port of the plugin's gRPC server
+	EnvPluginTLS        = "COST_ANALYSIS_PLUGIN_TLS"      // "true" when the plugin speaks TLS
+	EnvPluginServerName = "COST_ANALYSIS_PLUGIN_TLS_SERVER_NAME"
+	EnvPluginInsecure   = "COST_ANALYSIS_PLUGIN_TLS_INSECURE_SKIP_VERIFY"
+	EnvSecretDir        = "COST_ANALYSIS_SECRET_DIR" // directory holding one file per secret key
+)
+
+// SecretMountPath is where the DataSource's Secret is mounted in the task container;
+// each key of the Secret is a file, and together they form the plugin's secret_data.
+const SecretMountPath = "/var/run/cost-analysis/secret"
+
+// ContainerName is the name of the collector container in every task pod.
+const ContainerName = "collector"
+
+// MaxMessageBytes is the kubelet's limit on a termination message.
+const MaxMessageBytes = 4096
+
+// Result is the JSON object a collector writes to its termination message:
+// created_count on success; error_code and error_message (with a non-zero exit) on
+// failure. CollectedBytes is the size of the data collected, for metering.
+type Result struct {
+	CreatedCount   *int64 `json:"created_count,omitempty"`
+	CollectedBytes int64  `json:"collected_bytes,omitempty"`
+	ErrorCode      string `json:"error_code,omitempty"`
+	ErrorMessage   string `json:"error_message,omitempty"`
+}
+
+// Failed reports whether the result describes a failure.
+func (r Result) Failed() bool { return r.ErrorCode != "" || r.ErrorMessage != "" }
+
+// ErrNoMessage is returned by ParseResult when the container left no message.
+var ErrNoMessage = errors.New("the task container wrote no termination message")
+
+// ParseResult reads a termination message. A successful result must carry a
+// non-negative created_count; a failure must carry an error_code or error_message.
+// Anything else is an error: the operator never invents a count.
+func ParseResult(msg string) (Result, error) {
+	msg = strings.TrimSpace(msg)
+	if msg == "" {
+		return Result{}, ErrNoMessage
+	}
+	var r Result
+	dec := json.NewDecoder(strings.NewReader(msg))
+	if err := dec.Decode(&r); err != nil {
+		return Result{}, fmt.Errorf("the termination message is not a JSON result object: %w (message %q)", err, truncate(msg, 200))
+	}
+	if r.Failed() {
+		return r, nil
+	}
+	if r.CreatedCount == nil {
+		return Result{}, fmt.Errorf("the termination message has no created_count (message %q)", truncate(msg, 200))
+	}
+	if *r.CreatedCount < 0 || r.CollectedBytes < 0 {
+		return Result{}, fmt.Errorf("the termination message has a negative figure (message %q)", truncate(msg, 200))
+	}
+	return r, nil
+}
+
+// Encode renders a result as a termination message, cut to the kubelet's limit
+// (only error_message is ever long enough to need it).
+func (r Result) Encode() string {
+	b, _ := json.Marshal(r)
+	for len(b) > MaxMessageBytes && len(r.ErrorMessage) > 0 {
+		cut := len(r.ErrorMessage) - (len(b) - MaxMessageBytes) - 3
+		if cut < 0 {
+			cut = 0
+		}
+		r.ErrorMessage = r.ErrorMessage[:cut] + "..."
+		b, _ = json.Marshal(r)
+	}
+	return string(b)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
