@@ -1,0 +1,552 @@
+package query
+
+import (
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Filter operators. The table follows spaceone.core.model.mongo_model's
+// FILTER_OPERATORS; "multiple" operators take a list value.
+type opKind int
+
+const (
+	opEq opKind = iota
+	opNot
+	opLt
+	opLte
+	opGt
+	opGte
+	opIn
+	opNotIn
+	opContain
+	opNotContain
+	opContainIn
+	opNotContainIn
+	opExists
+	opRegex
+	opRegexIn
+	opMatch
+	opDatetimeGt
+	opDatetimeLt
+	opDatetimeGte
+	opDatetimeLte
+	opTimediffGt
+	opTimediffLt
+	opTimediffGte
+	opTimediffLte
+)
+
+var filterOperators = map[string]opKind{
+	"eq":             opEq,
+	"not":            opNot,
+	"lt":             opLt,
+	"lte":            opLte,
+	"gt":             opGt,
+	"gte":            opGte,
+	"in":             opIn,
+	"not_in":         opNotIn,
+	"contain":        opContain,
+	"not_contain":    opNotContain,
+	"contain_in":     opContainIn,
+	"not_contain_in": opNotContainIn,
+	"exists":         opExists,
+	"regex":          opRegex,
+	"regex_in":       opRegexIn,
+	"match":          opMatch,
+	"datetime_gt":    opDatetimeGt,
+	"datetime_lt":    opDatetimeLt,
+	"datetime_gte":   opDatetimeGte,
+	"datetime_lte":   opDatetimeLte,
+	"timediff_gt":    opTimediffGt,
+	"timediff_lt":    opTimediffLt,
+	"timediff_gte":   opTimediffGte,
+	"timediff_lte":   opTimediffLte,
+	// Older python-core releases spell the timediff operators timedelta_*.
+	"timedelta_gt":  opTimediffGt,
+	"timedelta_lt":  opTimediffLt,
+	"timedelta_gte": opTimediffGte,
+	"timedelta_lte": opTimediffLte,
+}
+
+func supportedOperators() string {
+	names := make([]string, 0, len(filterOperators))
+	for k := range filterOperators {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// test is the per-candidate predicate of a condition (see path.walk).
+type test func(v any, present bool) bool
+
+// condition is one compiled filter condition.
+type condition struct {
+	path   *path
+	negate bool
+	test   test
+	// Datetime conditions are completed at run time, when "now" is known.
+	dtCmp int // -2 lt, -1 lte, 1 gte, 2 gt
+	dtAbs time.Time
+	dtRel *relTime
+	isDT  bool
+}
+
+// compileCondition compiles {"k"|"key", "v"|"value", "o"|"operator"}.
+func compileCondition(raw any, key string) (*condition, *Error) {
+	m, err := asObject(raw, key)
+	if err != nil {
+		return nil, err
+	}
+	kv, kname, kok := field(m, "key", "k")
+	vv, vname, _ := field(m, "value", "v")
+	ov, oname, ook := field(m, "operator", "o")
+	// Filter conditions are usually written {k, v, o}: name missing parts so.
+	if !kok {
+		kname = "k"
+	}
+	if _, _, vok := field(m, "value", "v"); !vok {
+		vname = "v"
+	}
+	if !ook {
+		oname = "o"
+	}
+	okey, kkey, vkey := key+"."+oname, key+"."+kname, key+"."+vname
+
+	if !ook || ov == nil {
+		return nil, errorf(okey, "operator is required")
+	}
+	opName, isStr := ov.(string)
+	if !isStr {
+		return nil, errorf(okey, "operator must be a string")
+	}
+	op, known := filterOperators[opName]
+	if !known {
+		return nil, errorf(okey, "operator %q is not supported (supported: %s)", opName, supportedOperators())
+	}
+	if !kok || kv == nil {
+		return nil, errorf(kkey, "key is required")
+	}
+	ks, isStr := kv.(string)
+	if !isStr {
+		return nil, errorf(kkey, "key must be a string")
+	}
+	p, err := parsePath(ks, kkey)
+	if err != nil {
+		return nil, err
+	}
+	c := &condition{path: p}
+
+	switch op {
+	case opEq, opNot:
+		switch vv.(type) {
+		case []any:
+			return nil, errorf(vkey, "operator %q does not take a list value", opName)
+		}
+		c.test = eqTest(vv)
+		c.negate = op == opNot
+	case opLt, opLte, opGt, opGte:
+		t, e := compareTest(op, vv, vkey, opName)
+		if e != nil {
+			return nil, e
+		}
+		c.test = t
+	case opIn, opNotIn:
+		l, isList := vv.([]any)
+		if !isList {
+			return nil, errorf(vkey, "operator %q requires a list value", opName)
+		}
+		c.test = inTest(l)
+		c.negate = op == opNotIn
+	case opContain, opNotContain:
+		s, isStr := vv.(string)
+		if !isStr {
+			return nil, errorf(vkey, "operator %q requires a string value", opName)
+		}
+		c.test = containTest([]string{strings.ToLower(s)})
+		c.negate = op == opNotContain
+	case opContainIn, opNotContainIn:
+		l, isList := vv.([]any)
+		if !isList {
+			return nil, errorf(vkey, "operator %q requires a list value", opName)
+		}
+		needles := make([]string, len(l))
+		for i, el := range l {
+			s, isStr := el.(string)
+			if !isStr {
+				return nil, errorf(indexKey(vkey, i), "operator %q requires a list of strings", opName)
+			}
+			needles[i] = strings.ToLower(s)
+		}
+		c.test = containTest(needles)
+		c.negate = op == opNotContainIn
+	case opExists:
+		b, isBool := vv.(bool)
+		if !isBool {
+			return nil, errorf(vkey, "operator %q requires a boolean value", opName)
+		}
+		c.test = func(_ any, present bool) bool { return present }
+		c.negate = !b
+	case opRegex:
+		s, isStr := vv.(string)
+		if !isStr {
+			return nil, errorf(vkey, "operator %q requires a string value", opName)
+		}
+		re, e := compileRegex(s, vkey)
+		if e != nil {
+			return nil, e
+		}
+		c.test = regexTest([]*regexp.Regexp{re})
+	case opRegexIn:
+		l, isList := vv.([]any)
+		if !isList {
+			return nil, errorf(vkey, "operator %q requires a list value", opName)
+		}
+		res := make([]*regexp.Regexp, len(l))
+		for i, el := range l {
+			s, isStr := el.(string)
+			if !isStr {
+				return nil, errorf(indexKey(vkey, i), "operator %q requires a list of strings", opName)
+			}
+			re, e := compileRegex(s, indexKey(vkey, i))
+			if e != nil {
+				return nil, e
+			}
+			res[i] = re
+		}
+		c.test = regexTest(res)
+	case opMatch:
+		t, e := matchTest(vv, vkey, opName)
+		if e != nil {
+			return nil, e
+		}
+		c.test = t
+	case opDatetimeGt, opDatetimeLt, opDatetimeGte, opDatetimeLte,
+		opTimediffGt, opTimediffLt, opTimediffGte, opTimediffLte:
+		s, isStr := vv.(string)
+		if !isStr {
+			return nil, errorf(vkey, "operator %q requires a string value", opName)
+		}
+		c.isDT = true
+		switch op {
+		case opDatetimeGt, opTimediffGt:
+			c.dtCmp = 2
+		case opDatetimeGte, opTimediffGte:
+			c.dtCmp = 1
+		case opDatetimeLt, opTimediffLt:
+			c.dtCmp = -2
+		default:
+			c.dtCmp = -1
+		}
+		rel, isRel, msg := parseRelTime(s)
+		switch {
+		case isRel && msg != "":
+			return nil, errorf(vkey, "invalid relative time %q: %s", s, msg)
+		case isRel:
+			c.dtRel = rel
+		case op >= opTimediffGt:
+			return nil, errorf(vkey, "operator %q requires a relative time such as now/d or now-7d", opName)
+		default:
+			t, ok := parseDateTime(strings.TrimSpace(s))
+			if !ok {
+				return nil, errorf(vkey, "operator %q requires an ISO 8601 datetime (or now, now/d, now-7d...), got %q", opName, s)
+			}
+			c.dtAbs = t
+		}
+	}
+	return c, nil
+}
+
+func compileRegex(s, key string) (*regexp.Regexp, *Error) {
+	// SpaceONE passes $options: 'i' to MongoDB: regexes are case-insensitive.
+	re, err := regexp.Compile("(?i)" + s)
+	if err != nil {
+		return nil, errorf(key, "invalid regular expression: %v", err)
+	}
+	return re, nil
+}
+
+func eqTest(want any) test {
+	switch w := want.(type) {
+	case nil:
+		return func(v any, present bool) bool { return !present || v == nil }
+	case string:
+		return func(v any, present bool) bool {
+			s, ok := v.(string)
+			return ok && s == w
+		}
+	case float64:
+		return func(v any, present bool) bool {
+			f, ok := toFloat(v)
+			return ok && f == w
+		}
+	}
+	return func(v any, present bool) bool { return present && equalValues(v, want) }
+}
+
+func compareTest(op opKind, want any, vkey, opName string) (test, *Error) {
+	ok := func(c int) bool {
+		switch op {
+		case opLt:
+			return c < 0
+		case opLte:
+			return c <= 0
+		case opGt:
+			return c > 0
+		}
+		return c >= 0
+	}
+	if w, isNum := toFloat(want); isNum {
+		return func(v any, present bool) bool {
+			f, isNum := toFloat(v)
+			return isNum && ok(cmpFloat(f, w))
+		}, nil
+	}
+	switch w := want.(type) {
+	case string:
+		return func(v any, present bool) bool {
+			s, isStr := v.(string)
+			return isStr && ok(strings.Compare(s, w))
+		}, nil
+	case bool:
+		return func(v any, present bool) bool {
+			_, isBool := v.(bool)
+			return isBool && ok(compareValues(v, w))
+		}, nil
+	}
+	return nil, errorf(vkey, "operator %q requires a number, string or boolean value", opName)
+}
+
+func inTest(list []any) test {
+	strs := map[string]struct{}{}
+	nums := map[float64]struct{}{}
+	var others []any
+	hasNil := false
+	for _, el := range list {
+		switch x := el.(type) {
+		case nil:
+			hasNil = true
+		case string:
+			strs[x] = struct{}{}
+		default:
+			if f, ok := toFloat(x); ok {
+				if f == 0 {
+					f = 0
+				}
+				nums[f] = struct{}{}
+			} else {
+				others = append(others, x)
+			}
+		}
+	}
+	return func(v any, present bool) bool {
+		if !present || v == nil {
+			return hasNil
+		}
+		switch x := v.(type) {
+		case string:
+			_, ok := strs[x]
+			return ok
+		case map[string]any, []any, bool:
+			for _, o := range others {
+				if equalValues(x, o) {
+					return true
+				}
+			}
+			return false
+		}
+		if f, ok := toFloat(v); ok {
+			if f == 0 {
+				f = 0
+			}
+			_, ok := nums[f]
+			return ok
+		}
+		return false
+	}
+}
+
+func containTest(lowerNeedles []string) test {
+	return func(v any, present bool) bool {
+		s, ok := v.(string)
+		if !ok {
+			return false
+		}
+		for _, n := range lowerNeedles {
+			if containsFold(s, n) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func regexTest(res []*regexp.Regexp) test {
+	return func(v any, present bool) bool {
+		s, ok := v.(string)
+		if !ok {
+			return false
+		}
+		for _, re := range res {
+			if re.MatchString(s) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// matchTest implements SpaceONE's "match" operator (MongoDB $elemMatch) for
+// the equality form: the value is an object of dotted key -> value, and a
+// record matches when the key holds a list with an element (an object) in
+// which every given key equals its value. Query-operator documents ("$gt"
+// and the like) are not supported.
+func matchTest(want any, vkey, opName string) (test, *Error) {
+	m, ok := want.(map[string]any)
+	if !ok {
+		return nil, errorf(vkey, "operator %q requires an object value", opName)
+	}
+	type sub struct {
+		p *path
+		t test
+	}
+	keys := sortedKeys(m)
+	subs := make([]sub, 0, len(keys))
+	for _, k := range keys {
+		if strings.HasPrefix(k, "$") {
+			return nil, errorf(vkey+"."+k, "query operators are not supported in %q", opName)
+		}
+		p, err := parsePath(k, vkey+"."+k)
+		if err != nil {
+			return nil, err
+		}
+		if vm, isMap := m[k].(map[string]any); isMap {
+			for vk := range vm {
+				if strings.HasPrefix(vk, "$") {
+					return nil, errorf(vkey+"."+k+"."+vk, "query operators are not supported in %q", opName)
+				}
+			}
+		}
+		subs = append(subs, sub{p: p, t: eqTest(m[k])})
+	}
+	return func(v any, present bool) bool {
+		arr, ok := v.([]any)
+		if !ok {
+			return false
+		}
+	elements:
+		for _, el := range arr {
+			em, ok := el.(map[string]any)
+			if !ok {
+				continue
+			}
+			for _, s := range subs {
+				if !s.p.walk(em, 0, s.t) {
+					continue elements
+				}
+			}
+			return true
+		}
+		return false
+	}, nil
+}
+
+// bind returns the record predicate for the condition.
+func (c *condition) bind(now time.Time) func(rec map[string]any) bool {
+	t := c.test
+	if c.isDT {
+		bound := c.dtAbs
+		if c.dtRel != nil {
+			bound = c.dtRel.resolve(now)
+		}
+		cmp := c.dtCmp
+		t = func(v any, present bool) bool {
+			rt, ok := toTime(v)
+			if !ok {
+				return false
+			}
+			r := rt.Compare(bound)
+			switch cmp {
+			case 2:
+				return r > 0
+			case 1:
+				return r >= 0
+			case -1:
+				return r <= 0
+			}
+			return r < 0
+		}
+	}
+	p := c.path
+	if c.negate {
+		return func(rec map[string]any) bool { return !p.walk(rec, 0, t) }
+	}
+	return func(rec map[string]any) bool { return p.walk(rec, 0, t) }
+}
+
+// filter is the compiled filter / filter_or pair: all of and, and at least
+// one of or (when or is not empty).
+type filter struct {
+	and []*condition
+	or  []*condition
+}
+
+func compileFilter(m map[string]any, prefix string) (filter, *Error) {
+	var f filter
+	for _, name := range []string{"filter", "filter_or"} {
+		key := prefix + "." + name
+		l, err := asList(m[name], key)
+		if err != nil {
+			return f, err
+		}
+		for i, raw := range l {
+			c, err := compileCondition(raw, indexKey(key, i))
+			if err != nil {
+				return f, err
+			}
+			if name == "filter" {
+				f.and = append(f.and, c)
+			} else {
+				f.or = append(f.or, c)
+			}
+		}
+	}
+	return f, nil
+}
+
+func (f *filter) empty() bool { return len(f.and) == 0 && len(f.or) == 0 }
+
+// bind returns the record predicate, or nil when everything matches.
+// extra predicates (e.g. the keyword search) are ANDed.
+func (f *filter) bind(now time.Time, extra ...func(map[string]any) bool) func(map[string]any) bool {
+	if f.empty() && len(extra) == 0 {
+		return nil
+	}
+	and := make([]func(map[string]any) bool, 0, len(f.and)+len(extra))
+	for _, c := range f.and {
+		and = append(and, c.bind(now))
+	}
+	and = append(and, extra...)
+	or := make([]func(map[string]any) bool, 0, len(f.or))
+	for _, c := range f.or {
+		or = append(or, c.bind(now))
+	}
+	return func(rec map[string]any) bool {
+		for _, m := range and {
+			if !m(rec) {
+				return false
+			}
+		}
+		if len(or) == 0 {
+			return true
+		}
+		for _, m := range or {
+			if m(rec) {
+				return true
+			}
+		}
+		return false
+	}
+}
