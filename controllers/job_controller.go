@@ -1,0 +1,212 @@
+// Package controllers holds the reconcilers of DataSource, Job and JobTask.
+package controllers
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+	"github.com/costops/cost-analysis-operator/internal/admission"
+	"github.com/costops/cost-analysis-operator/internal/plugin"
+)
+
+// Defaults for a Job when neither it nor its DataSource says otherwise.
+const (
+	DefaultJobTimeout     = 2 * time.Hour // SpaceONE's JOB_TIMEOUT
+	DefaultParallelism    = 10
+	DefaultTaskRetryLimit = 0
+)
+
+// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobs,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobtasks,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=datasources,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=datasources/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+
+// JobReconciler runs a Job: it plans the run with the plugin, creates the JobTasks,
+// aggregates their outcome into the Job's status and ends the run.
+type JobReconciler struct {
+	client    client.Client
+	apiReader client.Reader
+	plugins   *plugin.Pool
+	recorder  events.EventRecorder
+	ledger    *admission.Ledger
+	clock     clock.PassiveClock
+
+	planWorkers       int
+	pluginCallTimeout time.Duration
+	planRetryWindow   time.Duration
+	maxConcurrent     int
+
+	// written remembers the resourceVersion of our last status write per Job, so a
+	// reconcile that reads an older copy from the cache waits for the newer one
+	// instead of acting twice.
+	written sync.Map // types.UID -> string
+}
+
+var _ reconcile.Reconciler = (*JobReconciler)(nil)
+
+// JobOption configures a JobReconciler.
+type JobOption func(*JobReconciler)
+
+// WithClock injects the clock (tests).
+func WithClock(c clock.PassiveClock) JobOption { return func(r *JobReconciler) { r.clock = c } }
+
+// WithPlanWorkers sets how many JobTasks are created concurrently while planning.
+func WithPlanWorkers(n int) JobOption { return func(r *JobReconciler) { r.planWorkers = n } }
+
+// WithPluginCallTimeout sets the deadline of each plugin call.
+func WithPluginCallTimeout(d time.Duration) JobOption {
+	return func(r *JobReconciler) { r.pluginCallTimeout = d }
+}
+
+// WithPlanRetryWindow sets how long an unreachable plugin is retried before the Job fails.
+func WithPlanRetryWindow(d time.Duration) JobOption {
+	return func(r *JobReconciler) { r.planRetryWindow = d }
+}
+
+// WithMaxConcurrentJobs sets how many Jobs are reconciled at once.
+func WithMaxConcurrentJobs(n int) JobOption { return func(r *JobReconciler) { r.maxConcurrent = n } }
+
+// NewJobReconciler returns a JobReconciler using the manager's client and cache.
+func NewJobReconciler(mgr manager.Manager, plugins *plugin.Pool, ledger *admission.Ledger, opts ...JobOption) *JobReconciler {
+	r := &JobReconciler{
+		client:            mgr.GetClient(),
+		apiReader:         mgr.GetAPIReader(),
+		plugins:           plugins,
+		recorder:          mgr.GetEventRecorder("cost-analysis-job"),
+		ledger:            ledger,
+		clock:             clock.RealClock{},
+		planWorkers:       32,
+		pluginCallTimeout: 30 * time.Second,
+		planRetryWindow:   2 * time.Minute,
+		maxConcurrent:     4,
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+// SetupWithManager registers the controller: it watches Jobs and the JobTasks they own.
+func (r *JobReconciler) SetupWithManager(mgr manager.Manager) error {
+	return builder.ControllerManagedBy(mgr).
+		Named("job").
+		For(&costv1.Job{}).
+		Owns(&costv1.JobTask{}).
+		WithOptions(ctrl.Options{MaxConcurrentReconciles: r.maxConcurrent}).
+		Complete(r)
+}
+
+// Reconcile runs the phases of a Job over a scope and writes its status once.
+func (r *JobReconciler) Reconcile(ctx context.Context, req reconcile.Request) (res reconcile.Result, retErr error) {
+	job := &costv1.Job{}
+	if err := r.client.Get(ctx, req.NamespacedName, job); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.ledger.Forget(req.NamespacedName)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	if r.stale(job) {
+		// Our own last write has not reached the cache yet; its event will bring us back.
+		return reconcile.Result{RequeueAfter: time.Second}, nil
+	}
+	if !job.DeletionTimestamp.IsZero() {
+		return reconcile.Result{}, nil
+	}
+
+	s := newJobScope(job, r.clock.Now())
+	defer func() {
+		if err := r.writeStatus(ctx, s); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
+
+	if job.Status.Status.Finished() {
+		return r.reconcileFinished(ctx, s)
+	}
+	phases := []func(context.Context, *jobScope) (reconcile.Result, error){
+		r.reconcileStart,
+		r.reconcileDataSource,
+		r.reconcilePlan,
+		r.reconcileTasks,
+		r.reconcileEnd,
+		r.reconcileDeadline,
+	}
+	for _, phase := range phases {
+		res, err := phase(ctx, s)
+		if err != nil || !res.IsZero() || s.stop {
+			return res, err
+		}
+	}
+	return reconcile.Result{}, nil
+}
+
+// stale reports whether job is older than the status this controller last wrote.
+func (r *JobReconciler) stale(job *costv1.Job) bool {
+	v, ok := r.written.Load(job.UID)
+	if !ok {
+		return false
+	}
+	cmp, err := resourceversion.CompareResourceVersion(job.ResourceVersion, v.(string))
+	return err == nil && cmp < 0
+}
+
+// writeStatus patches the status when it changed, and remembers the new version.
+func (r *JobReconciler) writeStatus(ctx context.Context, s *jobScope) error {
+	now := metaNow(s.now)
+	if !stampUpdated(&s.orig.Status, &s.job.Status, s.job.Generation, now) {
+		return nil
+	}
+	if err := r.client.Status().Patch(ctx, s.job, client.MergeFrom(s.orig)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	r.written.Store(s.job.UID, s.job.ResourceVersion)
+	s.orig = s.job.DeepCopy()
+	return nil
+}
+
+// ledgerJob describes the Job to the admission ledger.
+func (r *JobReconciler) ledgerKey(job *costv1.Job) types.NamespacedName {
+	return types.NamespacedName{Namespace: job.Namespace, Name: job.Name}
+}
+
+// runningBatchJobs lists the task batch Jobs of a Job that have not finished, to seed
+// the admission ledger after a restart.
+func runningBatchJobs(ctx context.Context, c client.Reader, namespace, job string) []string {
+	var list batchv1.JobList
+	if err := c.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexBatchJobJob: job},
+		client.UnsafeDisableDeepCopy); err != nil {
+		log.FromContext(ctx).Error(err, "Listing batch Jobs to seed admission", "job", job)
+		return nil
+	}
+	var names []string
+	for i := range list.Items {
+		bj := &list.Items[i]
+		if _, done := batchJobFinished(bj); !done {
+			names = append(names, bj.Labels[costv1.LabelJobTask])
+		}
+	}
+	return names
+}

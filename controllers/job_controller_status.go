@@ -1,0 +1,239 @@
+package controllers
+
+import (
+	"strconv"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+)
+
+// This file computes a Job's status from what was observed. Nothing here does I/O.
+
+// taskSummary is what the Job controller observed of a Job's JobTasks.
+type taskSummary struct {
+	// Observed is the number of JobTasks found.
+	Observed int32
+	// Counts per state; a JobTask without a status counts as pending.
+	Counts       costv1.TaskCounts
+	CreatedCount int64
+	// FirstFailure is the failed task with the lowest index, if any.
+	FirstFailure *failedTask
+}
+
+type failedTask struct {
+	Name         string
+	ErrorCode    string
+	ErrorMessage string
+}
+
+// summarizeTasks counts the JobTasks per state and sums their created counts.
+func summarizeTasks(tasks []*costv1.JobTask) taskSummary {
+	var s taskSummary
+	firstIndex := int32(-1)
+	for _, t := range tasks {
+		s.Observed++
+		s.CreatedCount += t.Status.CreatedCount
+		switch t.Status.Status {
+		case costv1.TaskInProgress:
+			s.Counts.InProgress++
+		case costv1.TaskSuccess:
+			s.Counts.Success++
+		case costv1.TaskFailure, costv1.TaskTimeout:
+			if t.Status.Status == costv1.TaskFailure {
+				s.Counts.Failure++
+			} else {
+				s.Counts.Timeout++
+			}
+			if firstIndex < 0 || t.Spec.Index < firstIndex {
+				firstIndex = t.Spec.Index
+				s.FirstFailure = &failedTask{Name: t.Name, ErrorCode: t.Status.ErrorCode, ErrorMessage: t.Status.ErrorMessage}
+			}
+		case costv1.TaskCanceled:
+			s.Counts.Canceled++
+		default:
+			s.Counts.Pending++
+		}
+	}
+	return s
+}
+
+func finishedTasks(c costv1.TaskCounts) int32 {
+	return c.Success + c.Failure + c.Canceled + c.Timeout
+}
+
+// outcome is how a run ends.
+type outcome struct {
+	State        costv1.JobState
+	Reason       string
+	ErrorCode    string
+	ErrorMessage string
+}
+
+// runState is what decideOutcome needs to know about a run besides its tasks.
+type runState struct {
+	Cancel        bool
+	Planned       bool
+	TotalTasks    int32
+	Policy        costv1.FailurePolicy
+	Deadline      time.Time
+	Now           time.Time
+	TimeoutString string
+}
+
+// decideOutcome says whether a running Job ends now, and how. Cancel wins over a
+// timeout, a timeout over task outcomes.
+func decideOutcome(rs runState, s taskSummary) (outcome, bool) {
+	if rs.Cancel {
+		return outcome{State: costv1.JobCanceled, Reason: costv1.ReasonCanceled,
+			ErrorCode: costv1.ErrorJobCanceled, ErrorMessage: "the Job was canceled (spec.cancel is true)"}, true
+	}
+	if !rs.Deadline.IsZero() && !rs.Now.Before(rs.Deadline) {
+		return outcome{State: costv1.JobTimeout, Reason: costv1.ReasonTimedOut,
+			ErrorCode: costv1.ErrorJobTimeout, ErrorMessage: "the Job did not finish within its timeout of " + rs.TimeoutString}, true
+	}
+	if !rs.Planned {
+		return outcome{}, false
+	}
+	failed := s.Counts.Failure + s.Counts.Timeout
+	if failed > 0 && rs.Policy != costv1.FailurePolicyContinue {
+		return taskFailure(s, failed), true
+	}
+	if s.Observed < rs.TotalTasks || finishedTasks(s.Counts) < rs.TotalTasks {
+		return outcome{}, false
+	}
+	if failed > 0 || s.Counts.Canceled > 0 {
+		return taskFailure(s, failed), true
+	}
+	return outcome{State: costv1.JobSuccess, Reason: costv1.ReasonAllTasksSucceeded}, true
+}
+
+func taskFailure(s taskSummary, failed int32) outcome {
+	o := outcome{State: costv1.JobFailure, Reason: costv1.ReasonTaskFailed, ErrorCode: costv1.ErrorJobTask}
+	switch {
+	case s.FirstFailure != nil:
+		o.ErrorMessage = "task " + s.FirstFailure.Name + " failed"
+		if s.FirstFailure.ErrorCode != "" {
+			o.ErrorMessage += ": " + s.FirstFailure.ErrorCode
+		}
+		if s.FirstFailure.ErrorMessage != "" {
+			o.ErrorMessage += ": " + s.FirstFailure.ErrorMessage
+		}
+		if failed > 1 {
+			o.ErrorMessage += " (and " + itoa(failed-1) + " more)"
+		}
+	default:
+		o.ErrorMessage = "a task was canceled outside the run"
+	}
+	return o
+}
+
+// projectCounts gives the counts a finished Job reports: tasks that have not ended
+// yet are counted as what they are about to become (CANCELED, or TIMEOUT when the Job
+// timed out), so the counts add up at once; the JobTasks follow.
+func projectCounts(c costv1.TaskCounts, total, observed int32, state costv1.JobState) costv1.TaskCounts {
+	open := c.Pending + c.InProgress + max(total-observed, 0)
+	c.Pending, c.InProgress = 0, 0
+	if state == costv1.JobTimeout {
+		c.Timeout += open
+	} else {
+		c.Canceled += open
+	}
+	return c
+}
+
+// applyTasks writes the task figures into the status.
+func applyTasks(st *costv1.JobStatus, s taskSummary) {
+	counts := s.Counts
+	if st.Status.Finished() {
+		counts = projectCounts(counts, st.TotalTasks, s.Observed, st.Status)
+	} else if s.Observed < st.TotalTasks {
+		counts.Pending += st.TotalTasks - s.Observed
+	}
+	st.Tasks = counts
+	st.RemainedTasks = st.TotalTasks - finishedTasks(counts)
+	if st.RemainedTasks < 0 {
+		st.RemainedTasks = 0
+	}
+	st.CreatedCount = s.CreatedCount
+}
+
+// applyOutcome ends the run in the status. finishedAt is set once.
+func applyOutcome(st *costv1.JobStatus, o outcome, generation int64, now metav1.Time) {
+	st.Status = o.State
+	st.ErrorCode = o.ErrorCode
+	st.ErrorMessage = o.ErrorMessage
+	if st.FinishedAt == nil {
+		st.FinishedAt = &now
+	}
+	cond := metav1.ConditionFalse
+	msg := o.ErrorMessage
+	if o.State == costv1.JobSuccess {
+		cond = metav1.ConditionTrue
+		msg = "every task succeeded"
+	}
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: costv1.ConditionSucceeded, Status: cond, Reason: o.Reason, Message: msg, ObservedGeneration: generation,
+	})
+}
+
+// markRunning opens the run: IN_PROGRESS, startedAt, and the Succeeded condition Unknown.
+func markRunning(st *costv1.JobStatus, created metav1.Time, generation int64, now metav1.Time) {
+	st.Status = costv1.JobInProgress
+	st.CreatedAt = &created
+	if st.StartedAt == nil {
+		st.StartedAt = &now
+	}
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: costv1.ConditionSucceeded, Status: metav1.ConditionUnknown, Reason: costv1.ReasonRunning,
+		Message: "the run is in progress", ObservedGeneration: generation,
+	})
+}
+
+// stampUpdated sets updatedAt and observedGeneration when anything else in the status
+// changed, so an unchanged run is never written.
+func stampUpdated(old, st *costv1.JobStatus, generation int64, now metav1.Time) bool {
+	for i := range st.Conditions {
+		st.Conditions[i].ObservedGeneration = generation
+	}
+	st.ObservedGeneration = generation
+	cmp := *st
+	cmp.UpdatedAt = old.UpdatedAt
+	if equality.Semantic.DeepEqual(old, &cmp) {
+		st.UpdatedAt = old.UpdatedAt
+		return false
+	}
+	st.UpdatedAt = &now
+	return true
+}
+
+// earliestStart parses the changed windows' starts and returns the earliest.
+func earliestStart(windows []costv1.ChangedWindow) *metav1.Time {
+	var best *time.Time
+	for _, w := range windows {
+		t, ok := parsePluginTime(w.Start)
+		if ok && (best == nil || t.Before(*best)) {
+			best = &t
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	mt := metav1.NewTime(*best)
+	return &mt
+}
+
+// parsePluginTime reads the dates plugins use: YYYY-MM, YYYY-MM-DD or RFC 3339.
+func parsePluginTime(s string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02", "2006-01"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
+
+func itoa(i int32) string { return strconv.FormatInt(int64(i), 10) }

@@ -1,0 +1,117 @@
+package controllers
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+)
+
+func batchJob(cond batchv1.JobConditionType, reason string) *batchv1.Job {
+	bj := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "run-0"}}
+	if cond != "" {
+		bj.Status.Conditions = []batchv1.JobCondition{{Type: cond, Status: corev1.ConditionTrue, Reason: reason, Message: "m"}}
+	}
+	return bj
+}
+
+func pod(phase corev1.PodPhase, msg string, exit int32) *corev1.Pod {
+	start := metav1.NewTime(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "run-0-abcde"}, Status: corev1.PodStatus{Phase: phase, StartTime: &start}}
+	cs := corev1.ContainerStatus{Name: "collector"}
+	if phase == corev1.PodSucceeded || phase == corev1.PodFailed {
+		cs.State.Terminated = &corev1.ContainerStateTerminated{ExitCode: exit, Message: msg, Reason: "Completed", FinishedAt: metav1.NewTime(start.Add(time.Minute))}
+	}
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{cs}
+	return p
+}
+
+func TestObserveTask(t *testing.T) {
+	now := metav1.NewTime(time.Date(2026, 11, 23, 10, 5, 0, 0, time.UTC))
+	tests := map[string]struct {
+		bj          *batchv1.Job
+		pods        []*corev1.Pod
+		wantState   costv1.JobTaskState
+		wantCreated int64
+		wantCode    string
+		wantMsg     string
+	}{
+		"a batch Job whose pod is not running yet leaves the task pending": {
+			bj: batchJob("", ""), pods: []*corev1.Pod{pod(corev1.PodPending, "", 0)}, wantState: "",
+		},
+		"a running pod makes the task IN_PROGRESS": {
+			bj: batchJob("", ""), pods: []*corev1.Pod{pod(corev1.PodRunning, "", 0)}, wantState: costv1.TaskInProgress,
+		},
+		"a completed batch Job with a result is a success with its count": {
+			bj: batchJob(batchv1.JobComplete, ""), pods: []*corev1.Pod{pod(corev1.PodSucceeded, `{"created_count": 42, "collected_bytes": 100}`, 0)},
+			wantState: costv1.TaskSuccess, wantCreated: 42,
+		},
+		"a completed batch Job without a message fails the task": {
+			bj: batchJob(batchv1.JobComplete, ""), pods: []*corev1.Pod{pod(corev1.PodSucceeded, "", 0)},
+			wantState: costv1.TaskFailure, wantCode: costv1.ErrorTaskResult, wantMsg: "wrote no termination message",
+		},
+		"a completed batch Job with a malformed message fails the task": {
+			bj: batchJob(batchv1.JobComplete, ""), pods: []*corev1.Pod{pod(corev1.PodSucceeded, "created 42 rows", 0)},
+			wantState: costv1.TaskFailure, wantCode: costv1.ErrorTaskResult, wantMsg: "not a JSON result object",
+		},
+		"a completed batch Job whose message lacks a count fails the task": {
+			bj: batchJob(batchv1.JobComplete, ""), pods: []*corev1.Pod{pod(corev1.PodSucceeded, `{"rows": 4}`, 0)},
+			wantState: costv1.TaskFailure, wantCode: costv1.ErrorTaskResult, wantMsg: "no created_count",
+		},
+		"a failed batch Job carries the collector's error": {
+			bj:        batchJob(batchv1.JobFailed, "BackoffLimitExceeded"),
+			pods:      []*corev1.Pod{pod(corev1.PodFailed, `{"error_code": "ERROR_GET_DATA", "error_message": "quota exceeded"}`, 1)},
+			wantState: costv1.TaskFailure, wantCode: "ERROR_GET_DATA", wantMsg: "quota exceeded",
+		},
+		"a failed batch Job without a message reports the exit code": {
+			bj: batchJob(batchv1.JobFailed, "BackoffLimitExceeded"), pods: []*corev1.Pod{pod(corev1.PodFailed, "", 137)},
+			wantState: costv1.TaskFailure, wantCode: costv1.ErrorTaskPod, wantMsg: "exited with code 137",
+		},
+		"a batch Job past its deadline times the task out": {
+			bj: batchJob(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded), pods: []*corev1.Pod{pod(corev1.PodRunning, "", 0)},
+			wantState: costv1.TaskTimeout, wantCode: costv1.ErrorJobTimeout,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			st := observeTask(costv1.JobTaskStatus{}, tc.bj, tc.pods, now)
+			if st.Status != tc.wantState || st.CreatedCount != tc.wantCreated || st.ErrorCode != tc.wantCode || !strings.Contains(st.ErrorMessage, tc.wantMsg) {
+				t.Fatalf("got %s created=%d %s %q", st.Status, st.CreatedCount, st.ErrorCode, st.ErrorMessage)
+			}
+			if tc.wantState.Finished() && st.FinishedAt == nil {
+				t.Fatalf("finishedAt not set")
+			}
+			if tc.wantState != "" && (st.StartedAt == nil || st.Attempts != 1) {
+				t.Fatalf("startedAt %v attempts %d", st.StartedAt, st.Attempts)
+			}
+		})
+	}
+}
+
+func TestStopTask(t *testing.T) {
+	now := metav1.Now()
+	if st := stopTask(costv1.JobTaskStatus{Status: costv1.TaskInProgress}, costv1.JobTimeout, now); st.Status != costv1.TaskTimeout {
+		t.Fatalf("got %s, want TIMEOUT", st.Status)
+	}
+	for _, js := range []costv1.JobState{costv1.JobCanceled, costv1.JobFailure} {
+		if st := stopTask(costv1.JobTaskStatus{}, js, now); st.Status != costv1.TaskCanceled || st.FinishedAt == nil {
+			t.Fatalf("Job %s: got %s, want CANCELED", js, st.Status)
+		}
+	}
+}
+
+func TestBatchJobName(t *testing.T) {
+	if got := BatchJobName("run-1"); got != "run-1" {
+		t.Fatalf("got %s", got)
+	}
+	long := strings.Repeat("a", 52) + "-123456789012"
+	got := BatchJobName(long)
+	if len(got) > 63 || got == BatchJobName(long+"3") {
+		t.Fatalf("got %q (%d)", got, len(got))
+	}
+}

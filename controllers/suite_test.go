@@ -1,0 +1,368 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+	"github.com/costops/cost-analysis-operator/internal/operator"
+	"github.com/costops/cost-analysis-operator/internal/sampleplugin"
+	"github.com/costops/cost-analysis-operator/internal/testenv"
+)
+
+var (
+	env        *testenv.Env
+	k8s        client.Client // direct client: assertions never read the manager's cache
+	pluginAddr string
+	plugin     *sampleplugin.Server
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("TEST_VERBOSE_MANAGER") != "" {
+		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
+	} else {
+		ctrl.SetLogger(zap.New(zap.WriteTo(discard{})))
+	}
+	var err error
+	env, err = testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	k8s = env.Client
+	var stopPlugin func()
+	pluginAddr, plugin, stopPlugin, err = sampleplugin.StartOnLoopback()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		_ = env.Stop()
+		os.Exit(1)
+	}
+	code := m.Run()
+	stopPlugin()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// testOptions are the manager's options for tests: no listeners, quick retries.
+func testOptions() operator.Options {
+	o := operator.DefaultOptions()
+	o.MetricsAddr, o.ProbeAddr = "0", "0"
+	o.PluginCallTimeout = 5 * time.Second
+	o.PlanRetryWindow = 3 * time.Second
+	o.SkipNameValidation = true
+	return o
+}
+
+// startManager runs the operator against envtest until the test ends or stop is called.
+func startManager(t *testing.T, o operator.Options) (stop func()) {
+	t.Helper()
+	return startManagerWithConfig(t, env.Config, o)
+}
+
+func startManagerWithConfig(t *testing.T, cfg *rest.Config, o operator.Options) (stop func()) {
+	t.Helper()
+	mgr, err := operator.New(cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "engine-"}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+func createSecret(t *testing.T, ns, name string, data map[string]string) {
+	t.Helper()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, StringData: data}
+	if err := k8s.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createDataSource creates a DataSource of the sample plugin with the given options.
+func createDataSource(t *testing.T, ns, name, endpoint, options string, mutate ...func(*costv1.DataSource)) *costv1.DataSource {
+	t.Helper()
+	ds := &costv1.DataSource{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: costv1.DataSourceSpec{
+			Plugin: costv1.PluginSpec{Endpoint: endpoint, Options: &runtime.RawExtension{Raw: []byte(options)},
+				SecretRef: &costv1.LocalObjectReference{Name: "creds"}},
+			Collector: costv1.CollectorSpec{Image: "collector:test"},
+		},
+	}
+	for _, m := range mutate {
+		m(ds)
+	}
+	if err := k8s.Create(context.Background(), ds); err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+func createJob(t *testing.T, ns, name, ds string, mutate ...func(*costv1.Job)) *costv1.Job {
+	t.Helper()
+	j := &costv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       costv1.JobSpec{DataSourceRef: costv1.LocalObjectReference{Name: ds}, Start: "2026-09"},
+	}
+	for _, m := range mutate {
+		m(j)
+	}
+	if err := k8s.Create(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// eventually polls cond until it returns nil or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("condition not met within %s: %v", timeout, err)
+}
+
+// waitJob waits until the Job's status is want and returns it.
+func waitJob(t *testing.T, ns, name string, want costv1.JobState, timeout time.Duration) *costv1.Job {
+	t.Helper()
+	j := &costv1.Job{}
+	eventually(t, timeout, func() error {
+		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, j); err != nil {
+			return err
+		}
+		if j.Status.Status != want {
+			return fmt.Errorf("status %q (%s: %s), want %s", j.Status.Status, j.Status.ErrorCode, j.Status.ErrorMessage, want)
+		}
+		return nil
+	})
+	return j
+}
+
+func listTasks(t *testing.T, ns, job string) []costv1.JobTask {
+	t.Helper()
+	var list costv1.JobTaskList
+	if err := k8s.List(context.Background(), &list, client.InNamespace(ns), client.MatchingLabels{costv1.LabelJob: job}); err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+func listBatchJobs(t *testing.T, ns, job string) []batchv1.Job {
+	t.Helper()
+	var list batchv1.JobList
+	if err := k8s.List(context.Background(), &list, client.InNamespace(ns), client.MatchingLabels{costv1.LabelJob: job}); err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+func listPods(t *testing.T, ns, job string) []corev1.Pod {
+	t.Helper()
+	var list corev1.PodList
+	if err := k8s.List(context.Background(), &list, client.InNamespace(ns), client.MatchingLabels{costv1.LabelJob: job}); err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+// kubelet plays the kubelet and the upstream Job controller, which envtest does not
+// run: for each task batch Job in its namespace it creates the pod, runs it, and ends
+// it the way outcome says, then sets the batch Job's status as the Job controller would.
+type kubelet struct {
+	t       *testing.T
+	ns      string
+	outcome func(bj *batchv1.Job) taskOutcome
+	mu      sync.Mutex
+	seen    map[string]bool
+	running int // batch Jobs with a live pod
+	peak    int
+}
+
+type taskOutcome struct {
+	hang    bool   // the pod runs until deleted
+	message string // termination message
+	exit    int32  // 0 succeeds, else fails
+	runFor  time.Duration
+}
+
+func success(n int) taskOutcome {
+	return taskOutcome{message: fmt.Sprintf(`{"created_count": %d, "collected_bytes": %d}`, n, n*100)}
+}
+
+func failure(code, msg string) taskOutcome {
+	return taskOutcome{message: fmt.Sprintf(`{"error_code": %q, "error_message": %q}`, code, msg), exit: 1}
+}
+
+func startKubelet(t *testing.T, ns string, outcome func(bj *batchv1.Job) taskOutcome) *kubelet {
+	k := &kubelet{t: t, ns: ns, outcome: outcome, seen: map[string]bool{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			var list batchv1.JobList
+			if err := k8s.List(ctx, &list, client.InNamespace(ns)); err == nil {
+				for i := range list.Items {
+					bj := list.Items[i]
+					k.mu.Lock()
+					isNew := !k.seen[string(bj.UID)]
+					k.seen[string(bj.UID)] = true
+					k.mu.Unlock()
+					if isNew {
+						wg.Go(func() { k.run(ctx, &bj) })
+					}
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	return k
+}
+
+func (k *kubelet) logf(format string, args ...any) {
+	if os.Getenv("TEST_VERBOSE_MANAGER") != "" {
+		fmt.Printf(format+"\n", args...)
+	}
+}
+
+func (k *kubelet) peakRunning() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.peak
+}
+
+func (k *kubelet) run(ctx context.Context, bj *batchv1.Job) {
+	out := k.outcome(bj)
+	k.mu.Lock()
+	k.running++
+	k.peak = max(k.peak, k.running)
+	k.mu.Unlock()
+	defer func() {
+		k.mu.Lock()
+		k.running--
+		k.mu.Unlock()
+	}()
+	now := metav1.Now()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: bj.Name + "-pod", Namespace: bj.Namespace, Labels: bj.Spec.Template.Labels,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(bj, batchv1.SchemeGroupVersion.WithKind("Job"))},
+		},
+		Spec: bj.Spec.Template.Spec,
+	}
+	pod.Spec.NodeName = "fake-node"
+	// Like the upstream Job controller, create no pod for a batch Job being deleted, and
+	// like the garbage collector, remove a pod whose batch Job went away meanwhile.
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(bj), &batchv1.Job{}); err != nil {
+		return
+	}
+	if err := k8s.Create(ctx, pod); err != nil {
+		return
+	}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(bj), &batchv1.Job{}); apierrors.IsNotFound(err) {
+		_ = k8s.Delete(ctx, pod)
+		return
+	}
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, StartTime: &now, ContainerStatuses: []corev1.ContainerStatus{{
+		Name: "collector", Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}}}}
+	if err := k8s.Status().Update(ctx, pod); err != nil {
+		k.logf("kubelet: starting pod %s: %v", pod.Name, err)
+		return
+	}
+	if out.hang {
+		// Run until the pod is deleted (the operator stops it) or the test ends.
+		for ctx.Err() == nil {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(pod), &corev1.Pod{}); apierrors.IsNotFound(err) {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return
+	}
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(max(out.runFor, 200*time.Millisecond)):
+	}
+	end := metav1.Now()
+	phase, reason := corev1.PodSucceeded, "Completed"
+	if out.exit != 0 {
+		phase, reason = corev1.PodFailed, "Error"
+	}
+	pod.Status.Phase = phase
+	pod.Status.ContainerStatuses[0].Ready = false
+	pod.Status.ContainerStatuses[0].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+		ExitCode: out.exit, Reason: reason, Message: out.message, StartedAt: now, FinishedAt: end}}
+	if err := k8s.Status().Update(ctx, pod); err != nil {
+		k.logf("kubelet: ending pod %s: %v", pod.Name, err)
+		return
+	}
+	// The upstream Job controller's part.
+	cur := &batchv1.Job{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(bj), cur); err != nil {
+		return
+	}
+	cur.Status.StartTime = &now
+	if out.exit == 0 {
+		cur.Status.Succeeded = 1
+		cur.Status.CompletionTime = &end
+		cur.Status.Conditions = []batchv1.JobCondition{
+			{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: end, LastProbeTime: end},
+			{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: end, LastProbeTime: end},
+		}
+	} else {
+		cur.Status.Failed = 1
+		cur.Status.Conditions = []batchv1.JobCondition{
+			{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit", LastTransitionTime: end, LastProbeTime: end},
+			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit", LastTransitionTime: end, LastProbeTime: end},
+		}
+	}
+	if err := k8s.Status().Update(ctx, cur); err != nil && ctx.Err() == nil {
+		k.t.Errorf("kubelet: updating batch Job %s status: %v", cur.Name, err)
+	}
+}
+
+var _ = ptr.To[int32]

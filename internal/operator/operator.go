@@ -1,0 +1,143 @@
+// Package operator wires the manager: its cache, indexes, metrics, health checks and
+// the three controllers. main.go parses flags into Options and calls New; the test
+// suites call New too, so they run exactly what users run.
+package operator
+
+import (
+	"context"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+	"github.com/costops/cost-analysis-operator/controllers"
+	"github.com/costops/cost-analysis-operator/internal/indexes"
+	"github.com/costops/cost-analysis-operator/internal/metrics"
+	"github.com/costops/cost-analysis-operator/internal/plugin"
+)
+
+// Scheme holds the kinds the manager reads and writes.
+var Scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(Scheme))
+	utilruntime.Must(costv1.AddToScheme(Scheme))
+}
+
+// Options are the manager's settings (main.go's flags).
+type Options struct {
+	MetricsAddr             string
+	ProbeAddr               string
+	PprofAddr               string
+	LeaderElect             bool
+	LeaderElectionID        string
+	LeaderElectionNamespace string
+
+	PluginCallTimeout time.Duration
+	PlanRetryWindow   time.Duration
+	RecheckInterval   time.Duration
+	PlanWorkers       int
+	JobWorkers        int
+	TaskWorkers       int
+
+	// SkipNameValidation lets a process start several managers (tests).
+	SkipNameValidation bool
+}
+
+// DefaultOptions are the flags' defaults.
+func DefaultOptions() Options {
+	return Options{
+		MetricsAddr:       ":8080",
+		ProbeAddr:         ":8081",
+		LeaderElectionID:  "cost-analysis-operator.costops.dev",
+		PluginCallTimeout: 30 * time.Second,
+		PlanRetryWindow:   2 * time.Minute,
+		RecheckInterval:   10 * time.Minute,
+		PlanWorkers:       32,
+		JobWorkers:        4,
+		TaskWorkers:       16,
+	}
+}
+
+// New builds a manager running the DataSource, Job and JobTask controllers.
+func New(cfg *rest.Config, o Options) (manager.Manager, error) {
+	// Only the operator's own batch Jobs and pods are cached, not every one in the cluster.
+	req, err := labels.NewRequirement(costv1.LabelJobTask, selection.Exists, nil)
+	if err != nil {
+		return nil, err
+	}
+	taskSelector := labels.NewSelector().Add(*req)
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  Scheme,
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:  o.ProbeAddr,
+		PprofBindAddress:        o.PprofAddr,
+		LeaderElection:          o.LeaderElect,
+		LeaderElectionID:        o.LeaderElectionID,
+		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&batchv1.Job{}: {Label: taskSelector},
+			&corev1.Pod{}:  {Label: taskSelector},
+		}},
+		// Secrets are read live when needed and never cached.
+		Client:     client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		Controller: config.Controller{SkipNameValidation: &o.SkipNameValidation},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := indexes.Setup(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return nil, err
+	}
+	metrics.Register(mgr.GetCache())
+
+	plugins := plugin.NewPool()
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		<-ctx.Done()
+		plugins.Close()
+		return nil
+	})); err != nil {
+		return nil, err
+	}
+
+	taskReconciler, ledger := controllers.NewJobTaskReconciler(mgr, controllers.WithMaxConcurrentTasks(o.TaskWorkers))
+	if err := taskReconciler.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := controllers.NewJobReconciler(mgr, plugins, ledger,
+		controllers.WithPlanWorkers(o.PlanWorkers),
+		controllers.WithPluginCallTimeout(o.PluginCallTimeout),
+		controllers.WithPlanRetryWindow(o.PlanRetryWindow),
+		controllers.WithMaxConcurrentJobs(o.JobWorkers),
+	).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := controllers.NewDataSourceReconciler(mgr, plugins,
+		controllers.WithRecheckInterval(o.RecheckInterval),
+		controllers.WithVerifyTimeout(o.PluginCallTimeout),
+	).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}

@@ -1,0 +1,51 @@
+// Command manager runs cost-analysis-operator: the DataSource, Job and JobTask
+// controllers in one controller-runtime manager (wired in internal/operator).
+package main
+
+import (
+	"flag"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/costops/cost-analysis-operator/internal/operator"
+)
+
+func main() {
+	o := operator.DefaultOptions()
+	var qps float64
+	var burst int
+	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address the metrics endpoint binds to; \"0\" disables it.")
+	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "Address the /healthz and /readyz probes bind to.")
+	flag.StringVar(&o.PprofAddr, "pprof-bind-address", "", "Address a pprof endpoint binds to; empty disables it.")
+	flag.BoolVar(&o.LeaderElect, "leader-elect", false, "Elect a leader, so that only one replica runs the controllers.")
+	flag.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "Name of the leader election Lease.")
+	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the manager's own).")
+	flag.Float64Var(&qps, "kube-api-qps", 200, "Client-side QPS limit towards the API server.")
+	flag.IntVar(&burst, "kube-api-burst", 400, "Client-side burst limit towards the API server.")
+	flag.DurationVar(&o.PluginCallTimeout, "plugin-call-timeout", o.PluginCallTimeout, "Deadline of each plugin call.")
+	flag.DurationVar(&o.PlanRetryWindow, "plan-retry-window", o.PlanRetryWindow, "How long an unreachable plugin is retried for a Job's plan before the Job fails.")
+	flag.DurationVar(&o.RecheckInterval, "datasource-recheck-interval", o.RecheckInterval, "How often a DataSource's plugin is verified again.")
+	flag.IntVar(&o.PlanWorkers, "plan-workers", o.PlanWorkers, "JobTasks created concurrently while planning a Job.")
+	flag.IntVar(&o.JobWorkers, "job-workers", o.JobWorkers, "Jobs reconciled concurrently.")
+	flag.IntVar(&o.TaskWorkers, "jobtask-workers", o.TaskWorkers, "JobTasks reconciled concurrently.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	setupLog := ctrl.Log.WithName("setup")
+
+	cfg := ctrl.GetConfigOrDie()
+	cfg.QPS, cfg.Burst = float32(qps), burst
+	mgr, err := operator.New(cfg, o)
+	if err != nil {
+		setupLog.Error(err, "Unable to set up the manager")
+		os.Exit(1)
+	}
+	setupLog.Info("Starting the manager")
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		setupLog.Error(err, "The manager stopped with an error")
+		os.Exit(1)
+	}
+}
