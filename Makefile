@@ -19,6 +19,9 @@ SHELL = /usr/bin/env bash -o pipefail
 .PHONY: all
 all: build
 
+# Targets of the end-to-end suite, the demo and the benchmarks live in hack/mk/.
+-include hack/mk/*.mk
+
 ##@ General
 
 .PHONY: help

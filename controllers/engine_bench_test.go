@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,11 +29,27 @@ import (
 type writeCounter struct {
 	next   http.RoundTripper
 	writes atomic.Int64
+	mu     sync.Mutex
+	by     map[string]int // "POST jobtasks", "PATCH jobtasks/status", ...
 }
 
 func (w *writeCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Method != http.MethodGet {
 		w.writes.Add(1)
+		parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+		key := r.Method + " " + r.URL.Path
+		for i, p := range parts {
+			if p == "namespaces" && i+2 < len(parts) {
+				key = r.Method + " " + parts[i+2]
+				if i+4 < len(parts) {
+					key += "/" + parts[i+4]
+				}
+				break
+			}
+		}
+		w.mu.Lock()
+		w.by[key]++
+		w.mu.Unlock()
 	}
 	return w.next.RoundTrip(r)
 }
@@ -88,7 +106,7 @@ func TestEngineBenchmark(t *testing.T) {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 
-	counter := &writeCounter{}
+	counter := &writeCounter{by: map[string]int{}}
 	cfg := rest.CopyConfig(env.Config)
 	cfg.QPS, cfg.Burst = 500, 1000
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter }
@@ -140,4 +158,14 @@ func TestEngineBenchmark(t *testing.T) {
 	fmt.Printf("| process heap growth, manager running, after GC | %.1f MiB (%.0f B per task) |\n",
 		float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(n))
 	fmt.Printf("| Job status size (JSON) | %d B (counts only: the same for 100,000 tasks; goal < 10 KiB) |\n\n", len(status))
+	keys := make([]string, 0, len(counter.by))
+	for k := range counter.by {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Printf("| manager write | count |\n| --- | --- |\n")
+	for _, k := range keys {
+		fmt.Printf("| %s | %d |\n", k, counter.by[k])
+	}
+	fmt.Println()
 }

@@ -55,10 +55,14 @@ type JobReconciler struct {
 	planRetryWindow   time.Duration
 	maxConcurrent     int
 
-	// written remembers the resourceVersion of our last status write per Job, so a
-	// reconcile that reads an older copy from the cache waits for the newer one
-	// instead of acting twice.
-	written sync.Map // types.UID -> string
+	// written remembers our last status write per Job (its resourceVersion and time),
+	// so a reconcile that reads an older copy from the cache waits for the newer one
+	// instead of acting twice, and count-only updates are batched.
+	written sync.Map // types.UID -> lastWrite
+
+	// countsInterval is the least time between two status writes of a running Job
+	// that only change its task counts.
+	countsInterval time.Duration
 }
 
 var _ reconcile.Reconciler = (*JobReconciler)(nil)
@@ -98,6 +102,7 @@ func NewJobReconciler(mgr manager.Manager, plugins *plugin.Pool, ledger *admissi
 		pluginCallTimeout: 30 * time.Second,
 		planRetryWindow:   2 * time.Minute,
 		maxConcurrent:     4,
+		countsInterval:    time.Second,
 	}
 	for _, o := range opts {
 		o(r)
@@ -153,9 +158,18 @@ func (r *JobReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	}
 	for _, phase := range phases {
 		res, err := phase(ctx, s)
-		if err != nil || !res.IsZero() || s.stop {
+		if err != nil || s.stop {
 			return res, err
 		}
+		if !res.IsZero() {
+			if wait, held := r.holdCounts(s); held && wait < res.RequeueAfter {
+				res.RequeueAfter = wait
+			}
+			return res, nil
+		}
+	}
+	if wait, held := r.holdCounts(s); held {
+		return reconcile.Result{RequeueAfter: wait}, nil
 	}
 	return reconcile.Result{}, nil
 }
@@ -166,8 +180,30 @@ func (r *JobReconciler) stale(job *costv1.Job) bool {
 	if !ok {
 		return false
 	}
-	cmp, err := resourceversion.CompareResourceVersion(job.ResourceVersion, v.(string))
+	cmp, err := resourceversion.CompareResourceVersion(job.ResourceVersion, v.(lastWrite).rv)
 	return err == nil && cmp < 0
+}
+
+type lastWrite struct {
+	rv string
+	at time.Time
+}
+
+// holdCounts keeps a running Job's status as it is when the only change is in the
+// task counts and the last write was less than countsInterval ago; the Job comes
+// back when the interval ends. A Job of many tasks is thus written about once a
+// second while it runs, not once per task event.
+func (r *JobReconciler) holdCounts(s *jobScope) (time.Duration, bool) {
+	v, ok := r.written.Load(s.job.UID)
+	if !ok {
+		return 0, false
+	}
+	wait := r.countsInterval - s.now.Sub(v.(lastWrite).at)
+	if wait <= 0 || !countsOnlyChange(&s.orig.Status, &s.job.Status) {
+		return 0, false
+	}
+	s.job.Status = *s.orig.Status.DeepCopy()
+	return wait, true
 }
 
 // writeStatus patches the status when it changed, and remembers the new version.
@@ -182,7 +218,7 @@ func (r *JobReconciler) writeStatus(ctx context.Context, s *jobScope) error {
 		}
 		return err
 	}
-	r.written.Store(s.job.UID, s.job.ResourceVersion)
+	r.written.Store(s.job.UID, lastWrite{rv: s.job.ResourceVersion, at: s.now})
 	s.orig = s.job.DeepCopy()
 	return nil
 }

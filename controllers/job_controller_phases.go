@@ -413,6 +413,9 @@ func (r *JobReconciler) reconcileTasks(ctx context.Context, s *jobScope) (reconc
 		return reconcile.Result{}, err
 	}
 	s.summary = sum
+	if s.ds != nil && s.job.Status.Metering == nil {
+		s.job.Status.Metering = &costv1.MeteringSummary{ResourceSpecCode: resourceSpecCode(s.ds.Spec.Collector)}
+	}
 	applyTasks(&s.job.Status, sum)
 	r.ledger.Resize(r.ledgerKey(s.job), s.job.UID, int(s.settings.Parallelism))
 	return reconcile.Result{}, nil

@@ -1,9 +1,12 @@
 package controllers
 
 import (
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +23,9 @@ type taskSummary struct {
 	// Counts per state; a JobTask without a status counts as pending.
 	Counts       costv1.TaskCounts
 	CreatedCount int64
+	// TaskSeconds and CollectedBytes are the metering figures of the tasks.
+	TaskSeconds    int64
+	CollectedBytes int64
 	// FirstFailure is the failed task with the lowest index, if any.
 	FirstFailure *failedTask
 }
@@ -37,6 +43,10 @@ func summarizeTasks(tasks []*costv1.JobTask) taskSummary {
 	for _, t := range tasks {
 		s.Observed++
 		s.CreatedCount += t.Status.CreatedCount
+		s.CollectedBytes += t.Status.CollectedBytes
+		if a, b := t.Status.StartedAt, t.Status.FinishedAt; a != nil && b != nil && b.After(a.Time) {
+			s.TaskSeconds += int64(b.Sub(a.Time).Seconds())
+		}
 		switch t.Status.Status {
 		case costv1.TaskInProgress:
 			s.Counts.InProgress++
@@ -159,6 +169,36 @@ func applyTasks(st *costv1.JobStatus, s taskSummary) {
 		st.RemainedTasks = 0
 	}
 	st.CreatedCount = s.CreatedCount
+	if s.Observed > 0 || st.Metering != nil {
+		m := costv1.MeteringSummary{TaskPodSeconds: s.TaskSeconds, CollectedBytes: s.CollectedBytes}
+		if st.Metering != nil {
+			m.ResourceSpecCode = st.Metering.ResourceSpecCode
+		}
+		st.Metering = &m
+	}
+}
+
+// resourceSpecCode names a collector's resources for metering: its requests (or
+// limits) as "cpu-100m.memory-64Mi".
+func resourceSpecCode(c costv1.CollectorSpec) string {
+	list := c.Resources.Requests
+	if len(list) == 0 {
+		list = c.Resources.Limits
+	}
+	if len(list) == 0 {
+		return "default"
+	}
+	names := make([]string, 0, len(list))
+	for name := range list {
+		names = append(names, string(name))
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		q := list[corev1.ResourceName(n)]
+		parts = append(parts, n+"-"+q.String())
+	}
+	return strings.Join(parts, ".")
 }
 
 // applyOutcome ends the run in the status. finishedAt is set once.
@@ -237,3 +277,20 @@ func parsePluginTime(s string) (time.Time, bool) {
 }
 
 func itoa(i int32) string { return strconv.FormatInt(int64(i), 10) }
+
+// countsOnlyChange reports whether two statuses of a running Job differ in nothing
+// but their task figures.
+func countsOnlyChange(old, cur *costv1.JobStatus) bool {
+	if cur.Status.Finished() || old.Status != cur.Status {
+		return false
+	}
+	a, b := old.DeepCopy(), cur.DeepCopy()
+	for _, st := range []*costv1.JobStatus{a, b} {
+		st.Tasks, st.RemainedTasks, st.CreatedCount, st.UpdatedAt = costv1.TaskCounts{}, 0, 0, nil
+		if st.Metering != nil {
+			st.Metering.TaskPodSeconds, st.Metering.CollectedBytes = 0, 0
+		}
+		st.ObservedGeneration = 0
+	}
+	return equality.Semantic.DeepEqual(a, b)
+}

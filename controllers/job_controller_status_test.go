@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
@@ -171,5 +173,38 @@ func TestEffectiveSettings(t *testing.T) {
 	job.Spec.FailurePolicy = costv1.FailurePolicyFail
 	if s := effectiveSettings(job, ds); s.Parallelism != 9 || s.Policy != costv1.FailurePolicyFail || s.Timeout != time.Hour {
 		t.Fatalf("Job overrides: %+v", s)
+	}
+}
+
+func TestResourceSpecCode(t *testing.T) {
+	tests := map[string]struct {
+		res  corev1.ResourceRequirements
+		want string
+	}{
+		"no resources is the default spec": {want: "default"},
+		"requests name the spec": {res: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+			corev1.ResourceMemory: resource.MustParse("64Mi"), corev1.ResourceCPU: resource.MustParse("100m")}}, want: "cpu-100m.memory-64Mi"},
+		"limits stand in for missing requests": {res: corev1.ResourceRequirements{Limits: corev1.ResourceList{
+			corev1.ResourceCPU: resource.MustParse("1")}}, want: "cpu-1"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := resourceSpecCode(costv1.CollectorSpec{Resources: tc.res}); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMeteringSumsFinishedTasks(t *testing.T) {
+	start := metav1.NewTime(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
+	end := metav1.NewTime(start.Add(90 * time.Second))
+	a, b := task(0, costv1.TaskSuccess, 1), task(1, costv1.TaskInProgress, 0)
+	a.Status.StartedAt, a.Status.FinishedAt, a.Status.CollectedBytes = &start, &end, 1000
+	b.Status.StartedAt, b.Status.CollectedBytes = &start, 5
+	st := &costv1.JobStatus{Status: costv1.JobInProgress, TotalTasks: 2, Metering: &costv1.MeteringSummary{ResourceSpecCode: "cpu-1"}}
+	applyTasks(st, summarizeTasks([]*costv1.JobTask{a, b}))
+	if m := st.Metering; m.TaskPodSeconds != 90 || m.CollectedBytes != 1005 || m.ResourceSpecCode != "cpu-1" {
+		t.Fatalf("metering %+v", m)
 	}
 }

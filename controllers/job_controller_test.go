@@ -42,6 +42,9 @@ func TestJobRunsManyTasksToSuccessWithinParallelism(t *testing.T) {
 	if j.Status.TotalTasks != 30 || j.Status.RemainedTasks != 0 || j.Status.CreatedCount != 465 || j.Status.Tasks.Success != 30 {
 		t.Fatalf("status %+v", j.Status)
 	}
+	if m := j.Status.Metering; m == nil || m.CollectedBytes != 46500 || m.ResourceSpecCode != "default" || m.TaskPodSeconds < 0 {
+		t.Fatalf("metering %+v, want 46500 bytes on the default spec", m)
+	}
 	if j.Status.StartedAt == nil || j.Status.FinishedAt == nil || j.Status.UpdatedAt == nil || j.Status.CreatedAt == nil {
 		t.Fatalf("timestamps missing: %+v", j.Status)
 	}

@@ -90,6 +90,13 @@ func buildBatchJob(in batchJobInput) *batchv1.Job {
 		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: "plugin-secret", MountPath: taskpod.SecretMountPath, ReadOnly: true})
 	}
 
+	if tls := ds.Spec.Plugin.TLS; tls != nil && tls.CASecretRef != nil {
+		volumes = append(volumes, corev1.Volume{Name: "plugin-ca", VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{SecretName: tls.CASecretRef.Name, DefaultMode: ptr.To[int32](0o444),
+				Items: []corev1.KeyToPath{{Key: tls.CASecretRef.Key, Path: taskpod.CAFileName}}}}})
+		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: "plugin-ca", MountPath: taskpod.CAMountPath, ReadOnly: true})
+	}
+
 	spec := batchv1.JobSpec{
 		Parallelism:             ptr.To[int32](1),
 		Completions:             ptr.To[int32](1),
@@ -162,6 +169,9 @@ func contractEnv(in batchJobInput) []corev1.EnvVar {
 			corev1.EnvVar{Name: taskpod.EnvPluginServerName, Value: tls.ServerName},
 			corev1.EnvVar{Name: taskpod.EnvPluginInsecure, Value: strconv.FormatBool(tls.InsecureSkipVerify)},
 		)
+		if tls.CASecretRef != nil {
+			env = append(env, corev1.EnvVar{Name: taskpod.EnvPluginCAFile, Value: taskpod.CAMountPath + "/" + taskpod.CAFileName})
+		}
 	}
 	return env
 }

@@ -52,6 +52,9 @@ type JobTaskReconciler struct {
 	// cache has caught up with it, so a reconcile never acts on an older copy (and, say,
 	// ends a task twice).
 	written sync.Map // types.UID -> string
+	// created holds the tasks whose batch Job this controller created and the cache
+	// has not shown yet, so a reconcile in between does not create it again.
+	created sync.Map // types.UID -> time.Time of the create
 
 	maxConcurrent int
 }
@@ -151,6 +154,7 @@ func (r *JobTaskReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	jobKey := types.NamespacedName{Namespace: task.Namespace, Name: task.Spec.JobRef.Name}
 	if task.Status.Status.Finished() {
 		r.ledger.Release(jobKey, task.Name)
+		r.created.Delete(task.UID)
 		return reconcile.Result{}, nil
 	}
 	if !task.DeletionTimestamp.IsZero() {
@@ -175,10 +179,15 @@ func (r *JobTaskReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	err := r.client.Get(ctx, types.NamespacedName{Namespace: task.Namespace, Name: BatchJobName(task.Name)}, bj)
 	switch {
 	case apierrors.IsNotFound(err):
+		if at, ok := r.created.Load(task.UID); ok && now.Sub(at.(time.Time)) < 30*time.Second {
+			return reconcile.Result{RequeueAfter: 5 * time.Second}, nil // its event is on the way
+		}
+		r.created.Delete(task.UID)
 		return r.startTask(ctx, task, job, now)
 	case err != nil:
 		return reconcile.Result{}, err
 	}
+	r.created.Delete(task.UID)
 	if !metav1.IsControlledBy(bj, task) {
 		// A batch Job of an older JobTask with this name, on its way out.
 		return reconcile.Result{RequeueAfter: 5 * time.Second}, nil
@@ -243,6 +252,7 @@ func (r *JobTaskReconciler) startTask(ctx context.Context, task *costv1.JobTask,
 		r.ledger.Release(jobKey, task.Name)
 		return reconcile.Result{}, err
 	}
+	r.created.Store(task.UID, now.Time)
 	log.FromContext(ctx).V(1).Info("Created the task's batch Job", "batchJob", klog.KObj(bj))
 	return reconcile.Result{}, nil
 }

@@ -58,6 +58,11 @@ func observeTask(old costv1.JobTaskStatus, bj *batchv1.Job, pods []*corev1.Pod, 
 	case anyPodRunning(pods) || st.Status == costv1.TaskInProgress:
 		st.Status = costv1.TaskInProgress
 	}
+	if st.Status == "" {
+		// Not started yet: nothing worth a write; the batch Job's name and attempts
+		// are recorded with IN_PROGRESS.
+		return *old.DeepCopy()
+	}
 	if st.Status != old.Status || st.StartedAt != nil && old.StartedAt == nil {
 		st.UpdatedAt = &now
 	}

@@ -116,6 +116,9 @@ type JobStatus struct {
 	// SyncedAccounts is the number of accounts the plugin reported as synchronized.
 	// +optional
 	SyncedAccounts int32 `json:"syncedAccounts,omitempty"`
+	// Metering sums what the run consumed (the job metering API reads it).
+	// +optional
+	Metering *MeteringSummary `json:"metering,omitempty"`
 	// CreatedAt is the Job's creation time (SpaceONE's created_at).
 	// +optional
 	CreatedAt *metav1.Time `json:"createdAt,omitempty"`
@@ -140,6 +143,22 @@ type JobStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// MeteringSummary is what a run consumed: its task pods' run time on the collector's
+// resource spec, and the data the collectors reported.
+type MeteringSummary struct {
+	// ResourceSpecCode names the collector's resource requests (limits when no
+	// requests are set), e.g. "cpu-100m.memory-64Mi"; "default" when none are set.
+	// +optional
+	ResourceSpecCode string `json:"resourceSpecCode,omitempty"`
+	// TaskPodSeconds is the summed run time of the tasks that ran, from each task's
+	// startedAt to its finishedAt.
+	// +optional
+	TaskPodSeconds int64 `json:"taskPodSeconds"`
+	// CollectedBytes is the summed size of the data the collectors reported.
+	// +optional
+	CollectedBytes int64 `json:"collectedBytes"`
 }
 
 // +kubebuilder:object:root=true

@@ -91,6 +91,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			return cfg, err
 		}
 		cfg.Plugin.TLS = &plugin.TLSConfig{ServerName: getenv(taskpod.EnvPluginServerName), InsecureSkipVerify: skip}
+		if f := getenv(taskpod.EnvPluginCAFile); f != "" {
+			pem, err := os.ReadFile(f)
+			if err != nil {
+				return cfg, invalidTask("reading the plugin's CA from %s: %v", f, err)
+			}
+			cfg.Plugin.TLS.CAPEM = pem
+		}
 	}
 
 	taskOpts := getenv(taskpod.EnvTaskOptions)

@@ -198,6 +198,9 @@ func TestCollectorReportsFailures(t *testing.T) {
 		"a TLS flag that is no boolean is ERROR_INVALID_TASK": {
 			env:  map[string]string{taskpod.EnvPluginTLS: "yes please"},
 			code: ErrorInvalidTask, inMsg: taskpod.EnvPluginTLS},
+		"an unreadable CA file is ERROR_INVALID_TASK": {
+			env:  map[string]string{taskpod.EnvPluginTLS: "true", taskpod.EnvPluginCAFile: "/nonexistent/ca.crt"},
+			code: ErrorInvalidTask, inMsg: "/nonexistent/ca.crt"},
 		"a bad call timeout is ERROR_INVALID_TASK": {
 			args: []string{"--call-timeout", "soon"}, code: ErrorInvalidTask, inMsg: "soon"},
 	}
@@ -227,11 +230,17 @@ func TestConfigFromEnv(t *testing.T) {
 	env[taskpod.EnvPluginTLS] = "true"
 	env[taskpod.EnvPluginServerName] = "plugin.test"
 	env[taskpod.EnvPluginInsecure] = "false"
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(caFile, []byte("PEM"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env[taskpod.EnvPluginCAFile] = caFile
 	cfg, err := ConfigFromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Plugin.Endpoint != "plugin:50051" || cfg.Plugin.TLS == nil || cfg.Plugin.TLS.ServerName != "plugin.test" || cfg.Plugin.TLS.InsecureSkipVerify {
+	if cfg.Plugin.Endpoint != "plugin:50051" || cfg.Plugin.TLS == nil || cfg.Plugin.TLS.ServerName != "plugin.test" || cfg.Plugin.TLS.InsecureSkipVerify ||
+		string(cfg.Plugin.TLS.CAPEM) != "PEM" {
 		t.Errorf("plugin options %+v", cfg.Plugin)
 	}
 	r := cfg.Request

@@ -90,10 +90,13 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        o.LeaderElectionID,
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&batchv1.Job{}: {Label: taskSelector},
-			&corev1.Pod{}:  {Label: taskSelector},
-		}},
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				&batchv1.Job{}: {Label: taskSelector, Transform: slimBatchJob},
+				&corev1.Pod{}:  {Label: taskSelector, Transform: slimPod},
+			},
+		},
 		// Secrets are read live when needed and never cached.
 		Client:     client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 		Controller: config.Controller{SkipNameValidation: &o.SkipNameValidation},
@@ -140,4 +143,31 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// slimPod keeps what the JobTask controller reads of a task pod (its labels, owner and
+// status) and drops the rest, so that a large Job costs little memory.
+func slimPod(obj any) (any, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	pod.ManagedFields = nil
+	pod.Annotations = nil
+	pod.Spec = corev1.PodSpec{NodeName: pod.Spec.NodeName}
+	pod.Status.Conditions = nil
+	return pod, nil
+}
+
+// slimBatchJob keeps a task batch Job's metadata, its scalar settings and its status,
+// and drops its pod template.
+func slimBatchJob(obj any) (any, error) {
+	bj, ok := obj.(*batchv1.Job)
+	if !ok {
+		return obj, nil
+	}
+	bj.ManagedFields = nil
+	bj.Spec.Template = corev1.PodTemplateSpec{}
+	bj.Spec.Selector = nil
+	return bj, nil
 }

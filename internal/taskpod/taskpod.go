@@ -26,12 +26,20 @@ const (
 	EnvPluginTLS        = "COST_ANALYSIS_PLUGIN_TLS"      // "true" when the plugin speaks TLS
 	EnvPluginServerName = "COST_ANALYSIS_PLUGIN_TLS_SERVER_NAME"
 	EnvPluginInsecure   = "COST_ANALYSIS_PLUGIN_TLS_INSECURE_SKIP_VERIFY"
-	EnvSecretDir        = "COST_ANALYSIS_SECRET_DIR" // directory holding one file per secret key
+	EnvPluginCAFile     = "COST_ANALYSIS_PLUGIN_TLS_CA_FILE" // PEM bundle that signs the plugin's certificate
+	EnvSecretDir        = "COST_ANALYSIS_SECRET_DIR"         // directory holding one file per secret key
 )
 
 // SecretMountPath is where the DataSource's Secret is mounted in the task container;
 // each key of the Secret is a file, and together they form the plugin's secret_data.
 const SecretMountPath = "/var/run/cost-analysis/secret"
+
+// CAMountPath is where the plugin's CA bundle (spec.plugin.tls.caSecretRef) is
+// mounted; the bundle is the file CAFileName in it.
+const (
+	CAMountPath = "/var/run/cost-analysis/plugin-ca"
+	CAFileName  = "ca.crt"
+)
 
 // ContainerName is the name of the collector container in every task pod.
 const ContainerName = "collector"
