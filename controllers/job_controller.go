@@ -8,6 +8,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/client-go/tools/events"
@@ -15,12 +16,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
 	"github.com/costops/cost-analysis-operator/internal/admission"
+	"github.com/costops/cost-analysis-operator/internal/indexes"
 	"github.com/costops/cost-analysis-operator/internal/plugin"
 )
 
@@ -58,7 +61,7 @@ type JobReconciler struct {
 	// written remembers our last status write per Job (its resourceVersion and time),
 	// so a reconcile that reads an older copy from the cache waits for the newer one
 	// instead of acting twice, and count-only updates are batched.
-	written sync.Map // types.UID -> lastWrite
+	written sync.Map // types.NamespacedName -> lastWrite
 
 	// countsInterval is the least time between two status writes of a running Job
 	// that only change its task counts.
@@ -116,8 +119,27 @@ func (r *JobReconciler) SetupWithManager(mgr manager.Manager) error {
 		Named("job").
 		For(&costv1.Job{}).
 		Owns(&costv1.JobTask{}).
+		Watches(&costv1.DataSource{}, handler.EnqueueRequestsFromMapFunc(r.dataSourceToJobs)).
 		WithOptions(ctrl.Options{MaxConcurrentReconciles: r.maxConcurrent}).
 		Complete(r)
+}
+
+// dataSourceToJobs wakes the Jobs of a DataSource that have not planned yet (one may be
+// waiting for the DataSource to appear).
+func (r *JobReconciler) dataSourceToJobs(ctx context.Context, o client.Object) []reconcile.Request {
+	var list costv1.JobList
+	if err := r.client.List(ctx, &list, client.InNamespace(o.GetNamespace()),
+		client.MatchingFields{indexes.JobDataSource: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		j := &list.Items[i]
+		if !j.Status.Status.Finished() && !meta.IsStatusConditionTrue(j.Status.Conditions, costv1.ConditionPlanned) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(j)})
+		}
+	}
+	return reqs
 }
 
 // Reconcile runs the phases of a Job over a scope and writes its status once.
@@ -126,6 +148,7 @@ func (r *JobReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	if err := r.client.Get(ctx, req.NamespacedName, job); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.ledger.Forget(req.NamespacedName)
+			r.written.Delete(req.NamespacedName)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, err
@@ -176,8 +199,8 @@ func (r *JobReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 
 // stale reports whether job is older than the status this controller last wrote.
 func (r *JobReconciler) stale(job *costv1.Job) bool {
-	v, ok := r.written.Load(job.UID)
-	if !ok {
+	v, ok := r.written.Load(client.ObjectKeyFromObject(job))
+	if !ok || v.(lastWrite).uid != job.UID {
 		return false
 	}
 	cmp, err := resourceversion.CompareResourceVersion(job.ResourceVersion, v.(lastWrite).rv)
@@ -185,8 +208,9 @@ func (r *JobReconciler) stale(job *costv1.Job) bool {
 }
 
 type lastWrite struct {
-	rv string
-	at time.Time
+	uid types.UID
+	rv  string
+	at  time.Time
 }
 
 // holdCounts keeps a running Job's status as it is when the only change is in the
@@ -194,8 +218,8 @@ type lastWrite struct {
 // back when the interval ends. A Job of many tasks is thus written about once a
 // second while it runs, not once per task event.
 func (r *JobReconciler) holdCounts(s *jobScope) (time.Duration, bool) {
-	v, ok := r.written.Load(s.job.UID)
-	if !ok {
+	v, ok := r.written.Load(client.ObjectKeyFromObject(s.job))
+	if !ok || v.(lastWrite).uid != s.job.UID {
 		return 0, false
 	}
 	wait := r.countsInterval - s.now.Sub(v.(lastWrite).at)
@@ -218,14 +242,9 @@ func (r *JobReconciler) writeStatus(ctx context.Context, s *jobScope) error {
 		}
 		return err
 	}
-	r.written.Store(s.job.UID, lastWrite{rv: s.job.ResourceVersion, at: s.now})
+	r.written.Store(client.ObjectKeyFromObject(s.job), lastWrite{uid: s.job.UID, rv: s.job.ResourceVersion, at: s.now})
 	s.orig = s.job.DeepCopy()
 	return nil
-}
-
-// ledgerJob describes the Job to the admission ledger.
-func (r *JobReconciler) ledgerKey(job *costv1.Job) types.NamespacedName {
-	return types.NamespacedName{Namespace: job.Namespace, Name: job.Name}
 }
 
 // runningBatchJobs lists the task batch Jobs of a Job that have not finished, to seed

@@ -47,7 +47,16 @@ func newJobScope(job *costv1.Job, now time.Time) *jobScope {
 	return &jobScope{job: job, orig: job.DeepCopy(), now: now, settings: effectiveSettings(job, nil)}
 }
 
-func metaNow(t time.Time) metav1.Time { return metav1.NewTime(t.Truncate(time.Second)) }
+// metaNow is t as the API stores it, to the second, rounded up: so that the stored
+// times never precede what they record (a timeout is never enforced early) and stay
+// in order (startedAt <= updatedAt <= finishedAt).
+func metaNow(t time.Time) metav1.Time {
+	r := t.Truncate(time.Second)
+	if r.Before(t) {
+		r = r.Add(time.Second)
+	}
+	return metav1.NewTime(r)
+}
 
 // runSettings are a Job's effective run settings.
 type runSettings struct {
@@ -127,13 +136,7 @@ func (r *JobReconciler) reconcileStart(ctx context.Context, s *jobScope) (reconc
 	if s.job.Status.Status != "" {
 		return reconcile.Result{}, nil
 	}
-	// Times are stored to the second: round the start up, so the timeout is never
-	// enforced early.
-	started := metav1.NewTime(s.now.Truncate(time.Second))
-	if started.Time.Before(s.now) {
-		started = metav1.NewTime(started.Add(time.Second))
-	}
-	markRunning(&s.job.Status, s.job.CreationTimestamp, s.job.Generation, started)
+	markRunning(&s.job.Status, s.job.CreationTimestamp, s.job.Generation, metaNow(s.now))
 	log.FromContext(ctx).Info("Job started")
 	return reconcile.Result{}, r.writeStatus(ctx, s)
 }
@@ -148,10 +151,35 @@ func (r *JobReconciler) reconcileDataSource(ctx context.Context, s *jobScope) (r
 		s.ds = ds
 		s.settings = effectiveSettings(s.job, ds)
 	case apierrors.IsNotFound(err):
-		if !s.planned() && !s.job.Spec.Cancel {
-			r.end(ctx, s, outcome{State: costv1.JobFailure, Reason: costv1.ReasonPlanFailed, ErrorCode: costv1.ErrorDataSourceNotFound,
-				ErrorMessage: fmt.Sprintf("DataSource %s not found in namespace %s", s.job.Spec.DataSourceRef.Name, s.job.Namespace)})
+		if s.planned() || s.job.Spec.Cancel {
+			return reconcile.Result{}, nil
 		}
+		// The cache may not have seen a DataSource created just before the Job: ask
+		// the API server before concluding.
+		if err := r.apiReader.Get(ctx, types.NamespacedName{Namespace: s.job.Namespace, Name: s.job.Spec.DataSourceRef.Name}, ds); err == nil {
+			s.ds = ds
+			s.settings = effectiveSettings(s.job, ds)
+			return reconcile.Result{}, nil
+		} else if !apierrors.IsNotFound(err) {
+			return reconcile.Result{}, err
+		}
+		msg := fmt.Sprintf("DataSource %s not found in namespace %s", s.job.Spec.DataSourceRef.Name, s.job.Namespace)
+		// GitOps tools may apply a Job before its DataSource: wait for it as long as
+		// for an unreachable plugin (the DataSource watch brings the Job back).
+		waitUntil := s.job.Status.StartedAt.Add(r.planRetryWindow)
+		if d := s.deadline(); d.Before(waitUntil) {
+			waitUntil = d
+		}
+		if s.now.Before(waitUntil) {
+			meta.SetStatusCondition(&s.job.Status.Conditions, metav1.Condition{Type: costv1.ConditionPlanned,
+				Status: metav1.ConditionFalse, Reason: costv1.ReasonWaitingForDataSource, Message: msg})
+			s.stop = true
+			return reconcile.Result{RequeueAfter: waitUntil.Sub(s.now)}, nil
+		}
+		if d := s.deadline(); !s.now.Before(d) {
+			return reconcile.Result{}, nil // reconcileEnd times the run out
+		}
+		r.end(ctx, s, outcome{State: costv1.JobFailure, Reason: costv1.ReasonPlanFailed, ErrorCode: costv1.ErrorDataSourceNotFound, ErrorMessage: msg})
 	default:
 		return reconcile.Result{}, err
 	}
@@ -239,6 +267,11 @@ func (r *JobReconciler) reconcilePlan(ctx context.Context, s *jobScope) (reconci
 		}
 		return reconcile.Result{}, err
 	}
+	offer := make(map[string]int32, len(tasks))
+	for _, t := range tasks {
+		offer[t.Name] = t.Spec.Index
+	}
+	r.ledger.Offer(ledgerJob(ctx, r.client, s.job, s.settings.Parallelism), offer)
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: costv1.ConditionPlanned, Status: metav1.ConditionTrue,
 		Reason: costv1.ReasonTasksCreated, Message: fmt.Sprintf("the plugin planned %d tasks", n)})
 	logger.Info("Job planned", "tasks", n, "duration", time.Since(start).String())
@@ -417,7 +450,7 @@ func (r *JobReconciler) reconcileTasks(ctx context.Context, s *jobScope) (reconc
 		s.job.Status.Metering = &costv1.MeteringSummary{ResourceSpecCode: resourceSpecCode(s.ds.Spec.Collector)}
 	}
 	applyTasks(&s.job.Status, sum)
-	r.ledger.Resize(r.ledgerKey(s.job), s.job.UID, int(s.settings.Parallelism))
+	r.ledger.Resize(client.ObjectKeyFromObject(s.job), s.job.UID, int(s.settings.Parallelism))
 	return reconcile.Result{}, nil
 }
 
@@ -473,7 +506,7 @@ func (r *JobReconciler) reconcileDeadline(_ context.Context, s *jobScope) (recon
 // the Job to CANCELED or TIMEOUT) and its DataSource's status up to date. It never
 // re-opens the run, and writes nothing when nothing changed.
 func (r *JobReconciler) reconcileFinished(ctx context.Context, s *jobScope) (reconcile.Result, error) {
-	r.ledger.Forget(r.ledgerKey(s.job))
+	r.ledger.Forget(client.ObjectKeyFromObject(s.job))
 	sum, err := r.observeTasks(ctx, s.job)
 	if err != nil {
 		return reconcile.Result{}, err

@@ -499,3 +499,25 @@ func TestLostBatchJobFailsTheTask(t *testing.T) {
 		t.Fatalf("error %q", j.Status.ErrorMessage)
 	}
 }
+
+func TestJobWaitsForADataSourceAppliedAfterIt(t *testing.T) {
+	ns := newNamespace(t)
+	createSecret(t, ns, "creds", map[string]string{"api_key": "k"})
+	o := testOptions()
+	o.PlanRetryWindow = time.Minute
+	startManager(t, o)
+	createJob(t, ns, "run", "billing")
+	eventually(t, 10*time.Second, func() error {
+		j := &costv1.Job{}
+		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "run"}, j); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(j.Status.Conditions, costv1.ConditionPlanned)
+		if j.Status.Status != costv1.JobInProgress || c == nil || c.Reason != costv1.ReasonWaitingForDataSource {
+			return fmt.Errorf("status %s, Planned %+v", j.Status.Status, c)
+		}
+		return nil
+	})
+	createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 0}`)
+	waitJob(t, ns, "run", costv1.JobSuccess, 10*time.Second)
+}

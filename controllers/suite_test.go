@@ -297,9 +297,11 @@ func (k *kubelet) run(ctx context.Context, bj *batchv1.Job) {
 	// Like the upstream Job controller, create no pod for a batch Job being deleted, and
 	// like the garbage collector, remove a pod whose batch Job went away meanwhile.
 	if err := k8s.Get(ctx, client.ObjectKeyFromObject(bj), &batchv1.Job{}); err != nil {
+		k.logf("kubelet: batch Job %s: %v", bj.Name, err)
 		return
 	}
 	if err := k8s.Create(ctx, pod); err != nil {
+		k.logf("kubelet: creating pod %s: %v", pod.Name, err)
 		return
 	}
 	if err := k8s.Get(ctx, client.ObjectKeyFromObject(bj), &batchv1.Job{}); apierrors.IsNotFound(err) {
@@ -343,6 +345,7 @@ func (k *kubelet) run(ctx context.Context, bj *batchv1.Job) {
 	// The upstream Job controller's part.
 	cur := &batchv1.Job{}
 	if err := k8s.Get(ctx, client.ObjectKeyFromObject(bj), cur); err != nil {
+		k.logf("kubelet: batch Job %s: %v", bj.Name, err)
 		return
 	}
 	cur.Status.StartTime = &now

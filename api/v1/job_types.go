@@ -220,6 +220,9 @@ const (
 	ReasonCanceled = "Canceled"
 	// ReasonTimedOut: the run's timeout passed.
 	ReasonTimedOut = "TimedOut"
+	// ReasonWaitingForDataSource: the DataSource does not exist yet; the operator
+	// waits for it until the plan retry window passes (Planned).
+	ReasonWaitingForDataSource = "WaitingForDataSource"
 	// ReasonTasksCreated: the plan's JobTasks all exist (Planned).
 	ReasonTasksCreated = "TasksCreated"
 	// ReasonWaitingForPlugin: get_tasks could not reach the plugin yet; the operator

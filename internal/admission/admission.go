@@ -65,8 +65,9 @@ func (l *Ledger) state(job Job) *jobState {
 	return s
 }
 
-// Admit reports whether the task may run now. A task that may not is remembered and
-// woken when a slot is handed to it; the caller need not poll.
+// Admit reports whether the task may run now. Free slots go to the waiting tasks with
+// the lowest index, so tasks run in plan order; a task that may not run yet is
+// remembered and woken when a slot is handed to it, and the caller need not poll.
 func (l *Ledger) Admit(job Job, task string, index int32) bool {
 	l.mu.Lock()
 	s := l.state(job)
@@ -74,16 +75,8 @@ func (l *Ledger) Admit(job Job, task string, index int32) bool {
 		l.mu.Unlock()
 		return true
 	}
-	if len(s.running) < s.limit && len(s.waiting) == 0 {
-		s.running[task] = struct{}{}
-		l.mu.Unlock()
-		return true
-	}
-	if _, ok := s.queued[task]; !ok {
-		s.queued[task] = index
-		heap.Push(&s.waiting, waitItem{name: task, index: index})
-	}
-	woken := l.fill(job.NamespacedName, s)
+	s.enqueue(task, index)
+	woken := l.fill(s)
 	l.mu.Unlock()
 	admitted := false
 	for i, n := range woken {
@@ -97,6 +90,29 @@ func (l *Ledger) Admit(job Job, task string, index int32) bool {
 	return admitted
 }
 
+// Offer queues a Job's tasks at once (the planner does, right after creating them),
+// so the first slots go to the lowest indexes rather than to whichever task's event
+// arrives first.
+func (l *Ledger) Offer(job Job, tasks map[string]int32) {
+	l.mu.Lock()
+	s := l.state(job)
+	for name, index := range tasks {
+		if _, ok := s.running[name]; !ok {
+			s.enqueue(name, index)
+		}
+	}
+	woken := l.fill(s)
+	l.mu.Unlock()
+	l.notify(job.Namespace, woken)
+}
+
+func (s *jobState) enqueue(task string, index int32) {
+	if _, ok := s.queued[task]; !ok {
+		s.queued[task] = index
+		heap.Push(&s.waiting, waitItem{name: task, index: index})
+	}
+}
+
 // Release frees the task's slot (or its place in the queue) and hands free slots to
 // waiting tasks.
 func (l *Ledger) Release(job types.NamespacedName, task string) {
@@ -108,7 +124,7 @@ func (l *Ledger) Release(job types.NamespacedName, task string) {
 	}
 	delete(s.running, task)
 	delete(s.queued, task) // a stale heap entry is skipped by fill
-	woken := l.fill(job, s)
+	woken := l.fill(s)
 	l.mu.Unlock()
 	l.notify(job.Namespace, woken)
 }
@@ -122,7 +138,7 @@ func (l *Ledger) Resize(job types.NamespacedName, uid types.UID, limit int) {
 		return
 	}
 	s.limit = limit
-	woken := l.fill(job, s)
+	woken := l.fill(s)
 	l.mu.Unlock()
 	l.notify(job.Namespace, woken)
 }
@@ -145,7 +161,7 @@ func (l *Ledger) Running(job types.NamespacedName) int {
 }
 
 // fill hands free slots to the waiting tasks with the lowest index.
-func (l *Ledger) fill(job types.NamespacedName, s *jobState) []string {
+func (l *Ledger) fill(s *jobState) []string {
 	var woken []string
 	for len(s.running) < s.limit && len(s.waiting) > 0 {
 		it := heap.Pop(&s.waiting).(waitItem)

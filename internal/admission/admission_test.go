@@ -70,6 +70,14 @@ func TestLedger(t *testing.T) {
 			},
 			want: []bool{true, false, false}, wantWoken: []string{"t2"},
 		},
+		"offered tasks run lowest index first, whatever order they arrive in": {
+			run: func(l *Ledger) []bool {
+				j := job(2)
+				l.Offer(j, map[string]int32{"t5": 5, "t3": 3, "t0": 0, "t1": 1})
+				return []bool{l.Admit(j, "t5", 5), l.Admit(j, "t1", 1), l.Admit(j, "t0", 0)}
+			},
+			want: []bool{false, true, true}, wantWoken: []string{"t0", "t1"},
+		},
 		"a Job recreated under the same name starts clean": {
 			run: func(l *Ledger) []bool {
 				j := job(1)
