@@ -30,6 +30,9 @@ func main() {
 	flag.IntVar(&o.PlanWorkers, "plan-workers", o.PlanWorkers, "JobTasks created concurrently while planning a Job.")
 	flag.IntVar(&o.JobWorkers, "job-workers", o.JobWorkers, "Jobs reconciled concurrently.")
 	flag.IntVar(&o.TaskWorkers, "jobtask-workers", o.TaskWorkers, "JobTasks reconciled concurrently.")
+	flag.StringVar(&o.API.BindAddress, "api-bind-address", o.API.BindAddress, "Address the HTTP API (SpaceONE cost-analysis v1 Job/JobTask and job metering) binds to; \"0\" disables it.")
+	flag.StringVar(&o.API.CertDir, "api-cert-dir", o.API.CertDir, "Directory holding the HTTP API's tls.crt and tls.key, reloaded when they change.")
+	flag.BoolVar(&o.API.SelfSigned, "api-self-signed", o.API.SelfSigned, "When --api-cert-dir is empty, serve the HTTP API with a self-signed certificate made at start (its SHA-256 fingerprint is logged).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

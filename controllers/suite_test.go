@@ -66,7 +66,7 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // testOptions are the manager's options for tests: no listeners, quick retries.
 func testOptions() operator.Options {
 	o := operator.DefaultOptions()
-	o.MetricsAddr, o.ProbeAddr = "0", "0"
+	o.MetricsAddr, o.ProbeAddr, o.API.BindAddress = "0", "0", "0"
 	o.PluginCallTimeout = 5 * time.Second
 	o.PlanRetryWindow = 3 * time.Second
 	o.SkipNameValidation = true

@@ -6,7 +6,8 @@
 # local control plane of hack/cluster.sh (started when it is not running).
 # Then: installs the CRDs, starts the sample plugin (bin/sample-plugin) in the
 # background on $PLUGIN_LISTEN (default 127.0.0.1:50051), stopped when the manager
-# exits, and execs the manager with --metrics-bind-address=127.0.0.1:8080
+# exits, and execs the manager with --metrics-bind-address=127.0.0.1:8080, the HTTP API on
+# https://127.0.0.1:8443 (self-signed),
 # --health-probe-bind-address=127.0.0.1:8081 and the extra arguments in $RUN_ARGS
 # (split on blanks), e.g. RUN_ARGS="--leader-elect --zap-log-level=debug" make run.
 set -euo pipefail
@@ -84,7 +85,7 @@ else
   log "warning: no bin/sample-plugin ('make build' builds it); continuing without the sample plugin"
 fi
 
-args=(--metrics-bind-address=127.0.0.1:8080 --health-probe-bind-address=127.0.0.1:8081)
+args=(--metrics-bind-address=127.0.0.1:8080 --health-probe-bind-address=127.0.0.1:8081 --api-bind-address=127.0.0.1:8443)
 read -r -a extra <<<"$RUN_ARGS"
 args+=("${extra[@]}")
 log "starting the manager ($target cluster${KUBECONFIG:+, KUBECONFIG=$KUBECONFIG}): bin/manager ${args[*]}"

@@ -25,6 +25,7 @@ import (
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
 	"github.com/costops/cost-analysis-operator/controllers"
+	"github.com/costops/cost-analysis-operator/internal/api"
 	"github.com/costops/cost-analysis-operator/internal/indexes"
 	"github.com/costops/cost-analysis-operator/internal/metrics"
 	"github.com/costops/cost-analysis-operator/internal/plugin"
@@ -54,6 +55,9 @@ type Options struct {
 	JobWorkers        int
 	TaskWorkers       int
 
+	// API configures the HTTP API (internal/api); API.BindAddress "0" disables it.
+	API api.Options
+
 	// SkipNameValidation lets a process start several managers (tests).
 	SkipNameValidation bool
 }
@@ -70,6 +74,7 @@ func DefaultOptions() Options {
 		PlanWorkers:       32,
 		JobWorkers:        4,
 		TaskWorkers:       16,
+		API:               api.DefaultOptions(),
 	}
 }
 
@@ -134,6 +139,9 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 		controllers.WithRecheckInterval(o.RecheckInterval),
 		controllers.WithVerifyTimeout(o.PluginCallTimeout),
 	).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := api.Setup(mgr, o.API); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

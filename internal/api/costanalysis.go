@@ -1,0 +1,353 @@
+package api
+
+import (
+	"cmp"
+	"context"
+	"slices"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+	"github.com/costops/cost-analysis-operator/internal/indexes"
+	"github.com/costops/cost-analysis-operator/internal/query"
+)
+
+// The SpaceONE cost-analysis v1 Job and JobTask calls. Each reads its parameters,
+// checks the caller's access to the namespace it touches, then answers from the
+// manager's cache.
+
+// ListResult is JobsInfo and JobTasksInfo: a page of records and the number that
+// matched before paging.
+type ListResult struct {
+	Results    any `json:"results"`
+	TotalCount int `json:"total_count"`
+}
+
+// recordIndex is a key the list calls add to each record so that an untrimmed result
+// leads back to its typed info; it never reaches a response.
+const recordIndex = "\x00index"
+
+var (
+	jobRunOptions = query.RunOptions{
+		KeywordFields: []string{"job_id", "data_source_id", "status", "error_code"},
+		MinimalFields: []string{"job_id", "status", "total_tasks", "remained_tasks", "data_source_id", "created_at", "finished_at"},
+	}
+	jobTaskRunOptions = query.RunOptions{
+		KeywordFields: []string{"job_task_id", "job_id", "data_source_id", "status", "error_code"},
+		MinimalFields: []string{"job_task_id", "status", "created_count", "job_id", "created_at", "started_at", "finished_at"},
+	}
+)
+
+func (s *Server) runOptions(base query.RunOptions) query.RunOptions {
+	base.Now = s.opts.Now
+	return base
+}
+
+// getJob: Job get (GetJobRequest → JobInfo).
+func (s *Server) getJob(ctx context.Context, c *call) (any, error) {
+	ns, err := c.params.domainID()
+	if err != nil {
+		return nil, err
+	}
+	id, err := c.params.str("job_id", true)
+	if err != nil {
+		return nil, err
+	}
+	only, err := c.params.only()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, c, Access{Verb: "get", Resource: ResourceJobs, Namespace: ns, Name: id}); err != nil {
+		return nil, err
+	}
+	var j costv1.Job
+	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: id}, &j); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, errNotFound("job_id", id)
+		}
+		return nil, err
+	}
+	info := NewJobInfo(&j)
+	if len(only) > 0 {
+		return trim(info.Record(), only), nil
+	}
+	return info, nil
+}
+
+// cancelJob: Job cancel (JobRequest → JobInfo). It sets spec.cancel; the Job
+// controller ends the run.
+func (s *Server) cancelJob(ctx context.Context, c *call) (any, error) {
+	ns, err := c.params.domainID()
+	if err != nil {
+		return nil, err
+	}
+	id, err := c.params.str("job_id", true)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, c, Access{Verb: "patch", Resource: ResourceJobs, Namespace: ns, Name: id}); err != nil {
+		return nil, err
+	}
+	var j costv1.Job
+	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: id}, &j); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, errNotFound("job_id", id)
+		}
+		return nil, err
+	}
+	if j.Status.Status != costv1.JobInProgress {
+		return nil, errJobState(jobStatus(&j))
+	}
+	patched := &costv1.Job{}
+	patched.Namespace, patched.Name = ns, id
+	if err := s.writer.Patch(ctx, patched, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"cancel":true}}`))); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, errNotFound("job_id", id)
+		}
+		return nil, err
+	}
+	return NewJobInfo(patched), nil
+}
+
+// jobInfos lists the namespace's Jobs that pass the JobQuery's filter fields, newest
+// first.
+func (s *Server) jobInfos(ctx context.Context, ns, jobID, status, dataSourceID string) ([]JobInfo, error) {
+	opts := []client.ListOption{client.InNamespace(ns), client.UnsafeDisableDeepCopy}
+	if dataSourceID != "" {
+		opts = append(opts, client.MatchingFields{indexes.JobDataSource: dataSourceID})
+	}
+	var list costv1.JobList
+	if err := s.reader.List(ctx, &list, opts...); err != nil {
+		return nil, err
+	}
+	jobs := make([]*costv1.Job, 0, len(list.Items))
+	for i := range list.Items {
+		j := &list.Items[i]
+		if (jobID != "" && j.Name != jobID) || (status != "" && jobStatus(j) != status) ||
+			(dataSourceID != "" && j.Spec.DataSourceRef.Name != dataSourceID) {
+			continue
+		}
+		jobs = append(jobs, j)
+	}
+	slices.SortFunc(jobs, func(a, b *costv1.Job) int {
+		return cmp.Or(creationTime(b).Compare(creationTime(a)), cmp.Compare(a.Name, b.Name))
+	})
+	infos := make([]JobInfo, len(jobs))
+	for i, j := range jobs {
+		infos[i] = NewJobInfo(j)
+	}
+	return infos, nil
+}
+
+// listJobs: Job list (JobQuery → JobsInfo).
+func (s *Server) listJobs(ctx context.Context, c *call) (any, error) {
+	ns, err := c.params.domainID()
+	if err != nil {
+		return nil, err
+	}
+	jobID, err := c.params.str("job_id", false)
+	if err != nil {
+		return nil, err
+	}
+	status, err := c.params.enum("status", JobStatuses)
+	if err != nil {
+		return nil, err
+	}
+	dataSourceID, err := c.params.str("data_source_id", false)
+	if err != nil {
+		return nil, err
+	}
+	q, err := c.params.query()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, c, Access{Verb: "list", Resource: ResourceJobs, Namespace: ns}); err != nil {
+		return nil, err
+	}
+	infos, err := s.jobInfos(ctx, ns, jobID, status, dataSourceID)
+	if err != nil {
+		return nil, err
+	}
+	return runList(infos, (*JobInfo).Record, q, s.runOptions(jobRunOptions))
+}
+
+// statJobs: Job stat (JobStatQuery → Struct).
+func (s *Server) statJobs(ctx context.Context, c *call) (any, error) {
+	ns, err := c.params.domainID()
+	if err != nil {
+		return nil, err
+	}
+	q, err := c.params.statisticsQuery()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, c, Access{Verb: "list", Resource: ResourceJobs, Namespace: ns}); err != nil {
+		return nil, err
+	}
+	infos, err := s.jobInfos(ctx, ns, "", "", "")
+	if err != nil {
+		return nil, err
+	}
+	return runStat(infos, (*JobInfo).Record, q, s.runOptions(jobRunOptions))
+}
+
+// getJobTask: JobTask get (GetJobTaskRequest → JobTaskInfo).
+func (s *Server) getJobTask(ctx context.Context, c *call) (any, error) {
+	ns, err := c.params.domainID()
+	if err != nil {
+		return nil, err
+	}
+	id, err := c.params.str("job_task_id", true)
+	if err != nil {
+		return nil, err
+	}
+	only, err := c.params.only()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, c, Access{Verb: "get", Resource: ResourceJobTasks, Namespace: ns, Name: id}); err != nil {
+		return nil, err
+	}
+	var t costv1.JobTask
+	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: id}, &t); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, errNotFound("job_task_id", id)
+		}
+		return nil, err
+	}
+	info := NewJobTaskInfo(&t)
+	if len(only) > 0 {
+		return trim(info.Record(), only), nil
+	}
+	return info, nil
+}
+
+// jobTaskInfos lists the namespace's JobTasks that pass the JobTaskQuery's filter
+// fields, newest first (then by Job and index).
+func (s *Server) jobTaskInfos(ctx context.Context, ns, taskID, status, jobID, dataSourceID string) ([]JobTaskInfo, error) {
+	opts := []client.ListOption{client.InNamespace(ns), client.UnsafeDisableDeepCopy}
+	if jobID != "" {
+		opts = append(opts, client.MatchingFields{indexes.JobTaskJob: jobID})
+	}
+	var list costv1.JobTaskList
+	if err := s.reader.List(ctx, &list, opts...); err != nil {
+		return nil, err
+	}
+	tasks := make([]*costv1.JobTask, 0, len(list.Items))
+	for i := range list.Items {
+		t := &list.Items[i]
+		if (taskID != "" && t.Name != taskID) || (status != "" && jobTaskStatus(t) != status) ||
+			(jobID != "" && t.Spec.JobRef.Name != jobID) || (dataSourceID != "" && t.Spec.DataSourceRef.Name != dataSourceID) {
+			continue
+		}
+		tasks = append(tasks, t)
+	}
+	slices.SortFunc(tasks, func(a, b *costv1.JobTask) int {
+		return cmp.Or(creationTime(b).Compare(creationTime(a)), cmp.Compare(a.Spec.JobRef.Name, b.Spec.JobRef.Name),
+			cmp.Compare(a.Spec.Index, b.Spec.Index), cmp.Compare(a.Name, b.Name))
+	})
+	infos := make([]JobTaskInfo, len(tasks))
+	for i, t := range tasks {
+		infos[i] = NewJobTaskInfo(t)
+	}
+	return infos, nil
+}
+
+// listJobTasks: JobTask list (JobTaskQuery → JobTasksInfo).
+func (s *Server) listJobTasks(ctx context.Context, c *call) (any, error) {
+	ns, err := c.params.domainID()
+	if err != nil {
+		return nil, err
+	}
+	taskID, err := c.params.str("job_task_id", false)
+	if err != nil {
+		return nil, err
+	}
+	status, err := c.params.enum("status", JobTaskStatuses)
+	if err != nil {
+		return nil, err
+	}
+	jobID, err := c.params.str("job_id", false)
+	if err != nil {
+		return nil, err
+	}
+	dataSourceID, err := c.params.str("data_source_id", false)
+	if err != nil {
+		return nil, err
+	}
+	q, err := c.params.query()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, c, Access{Verb: "list", Resource: ResourceJobTasks, Namespace: ns}); err != nil {
+		return nil, err
+	}
+	infos, err := s.jobTaskInfos(ctx, ns, taskID, status, jobID, dataSourceID)
+	if err != nil {
+		return nil, err
+	}
+	return runList(infos, (*JobTaskInfo).Record, q, s.runOptions(jobTaskRunOptions))
+}
+
+// statJobTasks: JobTask stat (JobTaskStatQuery → Struct).
+func (s *Server) statJobTasks(ctx context.Context, c *call) (any, error) {
+	ns, err := c.params.domainID()
+	if err != nil {
+		return nil, err
+	}
+	q, err := c.params.statisticsQuery()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, c, Access{Verb: "list", Resource: ResourceJobTasks, Namespace: ns}); err != nil {
+		return nil, err
+	}
+	infos, err := s.jobTaskInfos(ctx, ns, "", "", "", "")
+	if err != nil {
+		return nil, err
+	}
+	return runStat(infos, (*JobTaskInfo).Record, q, s.runOptions(jobTaskRunOptions))
+}
+
+// runList applies a Query to infos. Without a query the infos are the answer; with
+// one, the engine runs over their records, and each untrimmed result is answered with
+// its typed info (whose JSON keeps the seed's field order).
+func runList[I any](infos []I, record func(*I) map[string]any, q *query.Query, opts query.RunOptions) (*ListResult, error) {
+	if q == nil {
+		return &ListResult{Results: infos, TotalCount: len(infos)}, nil
+	}
+	records := make([]map[string]any, len(infos))
+	for i := range infos {
+		r := record(&infos[i])
+		r[recordIndex] = i
+		records[i] = r
+	}
+	page, total, err := q.Run(records, opts)
+	if err != nil {
+		return nil, queryError(err)
+	}
+	results := make([]any, len(page))
+	for i, r := range page {
+		if idx, ok := r[recordIndex].(int); ok {
+			results[i] = &infos[idx]
+		} else {
+			results[i] = r
+		}
+	}
+	return &ListResult{Results: results, TotalCount: total}, nil
+}
+
+// runStat applies a StatisticsQuery to infos' records.
+func runStat[I any](infos []I, record func(*I) map[string]any, q *query.StatisticsQuery, opts query.RunOptions) (map[string]any, error) {
+	records := make([]map[string]any, len(infos))
+	for i := range infos {
+		records[i] = record(&infos[i])
+	}
+	out, err := q.Run(records, opts)
+	if err != nil {
+		return nil, queryError(err)
+	}
+	return out, nil
+}
