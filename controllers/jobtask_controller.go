@@ -289,11 +289,13 @@ func (r *JobTaskReconciler) taskPods(ctx context.Context, reader client.Reader, 
 // writeStatus patches the JobTask's status when it changed; a task that just ended
 // gives its slot back and is counted in the metrics.
 func (r *JobTaskReconciler) writeStatus(ctx context.Context, task *costv1.JobTask, st costv1.JobTaskStatus, jobKey types.NamespacedName) error {
-	st.ObservedGeneration = task.Generation
+	st.ObservedGeneration = task.Status.ObservedGeneration
 	if equality.Semantic.DeepEqual(task.Status, st) {
-		return nil
+		return nil // nothing to say: observedGeneration alone is not worth a write
 	}
+	st.ObservedGeneration = task.Generation
 	orig := task.DeepCopy()
+	log.FromContext(ctx).V(1).Info("Writing the JobTask's status", "from", orig.Status.Status, "to", st.Status)
 	task.Status = st
 	if err := r.client.Status().Patch(ctx, task, client.MergeFrom(orig)); err != nil {
 		return client.IgnoreNotFound(err)
