@@ -1,0 +1,74 @@
+package framework
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+)
+
+// DefaultClusterName is hack/cluster.sh's own default (make cluster-up, make demo).
+const DefaultClusterName = "cost-analysis"
+
+// Cluster is a local control plane of hack/cluster.sh, selected by its name.
+type Cluster struct {
+	Root string
+	Name string
+	// Log receives hack/cluster.sh's output; nil discards it.
+	Log io.Writer
+}
+
+// Kubeconfig is where hack/cluster.sh writes the cluster's kubeconfig.
+func (c *Cluster) Kubeconfig() string {
+	if c.Name == DefaultClusterName {
+		return filepath.Join(c.Root, ".cluster", "kubeconfig")
+	}
+	return filepath.Join(c.Root, ".cluster", "kubeconfig-"+c.Name)
+}
+
+// Up starts the cluster (or re-applies the CRDs of a running one).
+func (c *Cluster) Up(ctx context.Context) error { return c.script(ctx, "up") }
+
+// Down stops the cluster and deletes its state.
+func (c *Cluster) Down(ctx context.Context) error { return c.script(ctx, "down") }
+
+// Exists reports whether hack/cluster.sh has state for the cluster (running or not).
+func (c *Cluster) Exists() bool {
+	_, err := os.Stat(filepath.Join(c.Root, ".cluster", "kwok", "clusters", c.Name))
+	return err == nil
+}
+
+func (c *Cluster) script(ctx context.Context, verb string) error {
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, filepath.Join(c.Root, "hack", "cluster.sh"), verb)
+	cmd.Dir = c.Root
+	cmd.Env = append(os.Environ(), "CLUSTER_NAME="+c.Name)
+	w := io.Writer(&out)
+	if c.Log != nil {
+		w = io.MultiWriter(&out, c.Log)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("CLUSTER_NAME=%s hack/cluster.sh %s: %w\n%s", c.Name, verb, err, out.String())
+	}
+	return nil
+}
+
+// ControllerManagerMetricsURL is the kube-controller-manager's /metrics endpoint
+// (kwokctl lets it be read without credentials), from kwokctl's record of the cluster.
+func (c *Cluster) ControllerManagerMetricsURL() (string, error) {
+	path := filepath.Join(c.Root, ".cluster", "kwok", "clusters", c.Name, "kwok.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	m := regexp.MustCompile(`(?m)^\s*kubeControllerManagerPort:\s*(\d+)\s*$`).FindSubmatch(b)
+	if m == nil {
+		return "", fmt.Errorf("no kubeControllerManagerPort in %s", path)
+	}
+	return "https://127.0.0.1:" + string(m[1]) + "/metrics", nil
+}

@@ -1,0 +1,81 @@
+// Package framework runs the whole product on a local control plane for the e2e suite
+// (test/e2e) and the scale benchmark (test/bench): it finds the control-plane binaries
+// built by hack/kube-build.sh, brings a named cluster up and down with hack/cluster.sh,
+// builds and runs the manager and the sample plugin as processes of their own, drives
+// kubectl, and makes sure that whatever it started is stopped again, also when the test
+// process fails, panics, is interrupted or is killed.
+package framework
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// ControlPlaneBinaries are the binaries hack/cluster.sh needs from hack/kube-build.sh.
+var ControlPlaneBinaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "kwokctl"}
+
+// RepoRoot is the repository root: the first directory upwards from the working
+// directory whose go.mod declares the operator's module.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
+			bytes.HasPrefix(b, []byte("module github.com/costops/cost-analysis-operator\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("the repository root (go.mod of github.com/costops/cost-analysis-operator) is not above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// KubeBin is the directory hack/kube-build.sh builds the control plane into, and the
+// binaries of ControlPlaneBinaries missing from it. It builds nothing.
+func KubeBin(root string) (dir string, missing []string, err error) {
+	out, err := exec.Command(filepath.Join(root, "hack", "kube-build.sh"), "--print").Output()
+	if err != nil {
+		return "", nil, fmt.Errorf("hack/kube-build.sh --print: %w", err)
+	}
+	dir = strings.TrimSpace(string(out))
+	for _, b := range ControlPlaneBinaries {
+		if fi, err := os.Stat(filepath.Join(dir, b)); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			missing = append(missing, b)
+		}
+	}
+	return dir, missing, nil
+}
+
+// Build builds the packages into root/bin (bin/manager from ".", bin/sample-plugin
+// from "./cmd/sample-plugin", ...), concurrently, with the go command on PATH.
+func Build(ctx context.Context, root string, targets map[string]string) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for out, pkg := range targets {
+		wg.Go(func() {
+			cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(root, "bin", out), pkg)
+			cmd.Dir = root
+			if b, err := cmd.CombinedOutput(); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("go build -o bin/%s %s: %w\n%s", out, pkg, err, b))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
