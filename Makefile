@@ -89,7 +89,8 @@ cluster-up: kube-bins ## Start the local control plane (etcd, kube-apiserver, co
 	hack/cluster.sh up
 
 .PHONY: cluster-down
-cluster-down: ## Stop and delete the local control plane.
+cluster-down: ## Stop the demo's manager and plugin (if any), then stop and delete the local control plane.
+	hack/demo.sh stop
 	hack/cluster.sh down
 
 ##@ Deployment
