@@ -1,7 +1,6 @@
 package api
 
 import (
-	"cmp"
 	"context"
 	"slices"
 
@@ -24,10 +23,6 @@ type ListResult struct {
 	Results    any `json:"results"`
 	TotalCount int `json:"total_count"`
 }
-
-// recordIndex is a key the list calls add to each record so that an untrimmed result
-// leads back to its typed info; it never reaches a response.
-const recordIndex = "\x00index"
 
 var (
 	jobRunOptions = query.RunOptions{
@@ -111,9 +106,9 @@ func (s *Server) cancelJob(ctx context.Context, c *call) (any, error) {
 	return NewJobInfo(patched), nil
 }
 
-// jobInfos lists the namespace's Jobs that pass the JobQuery's filter fields, newest
-// first.
-func (s *Server) jobInfos(ctx context.Context, ns, jobID, status, dataSourceID string) ([]JobInfo, error) {
+// jobs lists the namespace's Jobs that pass the JobQuery's filter fields, in the
+// cache's order.
+func (s *Server) jobs(ctx context.Context, ns, jobID, status, dataSourceID string) ([]*costv1.Job, error) {
 	opts := []client.ListOption{client.InNamespace(ns), client.UnsafeDisableDeepCopy}
 	if dataSourceID != "" {
 		opts = append(opts, client.MatchingFields{indexes.JobDataSource: dataSourceID})
@@ -131,14 +126,7 @@ func (s *Server) jobInfos(ctx context.Context, ns, jobID, status, dataSourceID s
 		}
 		jobs = append(jobs, j)
 	}
-	slices.SortFunc(jobs, func(a, b *costv1.Job) int {
-		return cmp.Or(creationTime(b).Compare(creationTime(a)), cmp.Compare(a.Name, b.Name))
-	})
-	infos := make([]JobInfo, len(jobs))
-	for i, j := range jobs {
-		infos[i] = NewJobInfo(j)
-	}
-	return infos, nil
+	return jobs, nil
 }
 
 // listJobs: Job list (JobQuery → JobsInfo).
@@ -166,11 +154,22 @@ func (s *Server) listJobs(ctx context.Context, c *call) (any, error) {
 	if err := s.authorize(ctx, c, Access{Verb: "list", Resource: ResourceJobs, Namespace: ns}); err != nil {
 		return nil, err
 	}
-	infos, err := s.jobInfos(ctx, ns, jobID, status, dataSourceID)
+	jobs, err := s.jobs(ctx, ns, jobID, status, dataSourceID)
 	if err != nil {
 		return nil, err
 	}
-	return runList(infos, (*JobInfo).Record, q, s.runOptions(jobRunOptions))
+	if q == nil {
+		slices.SortFunc(jobs, compareJobs)
+		infos := make([]JobInfo, len(jobs))
+		for i, j := range jobs {
+			infos[i] = NewJobInfo(j)
+		}
+		return &ListResult{Results: infos, TotalCount: len(infos)}, nil
+	}
+	return runList(jobTable(jobs), func(i int) any {
+		info := NewJobInfo(jobs[i])
+		return &info
+	}, q, s.runOptions(jobRunOptions))
 }
 
 // statJobs: Job stat (JobStatQuery → Struct).
@@ -186,11 +185,11 @@ func (s *Server) statJobs(ctx context.Context, c *call) (any, error) {
 	if err := s.authorize(ctx, c, Access{Verb: "list", Resource: ResourceJobs, Namespace: ns}); err != nil {
 		return nil, err
 	}
-	infos, err := s.jobInfos(ctx, ns, "", "", "")
+	jobs, err := s.jobs(ctx, ns, "", "", "")
 	if err != nil {
 		return nil, err
 	}
-	return runStat(infos, (*JobInfo).Record, q, s.runOptions(jobRunOptions))
+	return runStat(jobTable(jobs), q, s.runOptions(jobRunOptions))
 }
 
 // getJobTask: JobTask get (GetJobTaskRequest → JobTaskInfo).
@@ -224,9 +223,9 @@ func (s *Server) getJobTask(ctx context.Context, c *call) (any, error) {
 	return info, nil
 }
 
-// jobTaskInfos lists the namespace's JobTasks that pass the JobTaskQuery's filter
-// fields, newest first (then by Job and index).
-func (s *Server) jobTaskInfos(ctx context.Context, ns, taskID, status, jobID, dataSourceID string) ([]JobTaskInfo, error) {
+// jobTasks lists the namespace's JobTasks that pass the JobTaskQuery's filter fields,
+// in the cache's order.
+func (s *Server) jobTasks(ctx context.Context, ns, taskID, status, jobID, dataSourceID string) ([]*costv1.JobTask, error) {
 	opts := []client.ListOption{client.InNamespace(ns), client.UnsafeDisableDeepCopy}
 	if jobID != "" {
 		opts = append(opts, client.MatchingFields{indexes.JobTaskJob: jobID})
@@ -244,15 +243,7 @@ func (s *Server) jobTaskInfos(ctx context.Context, ns, taskID, status, jobID, da
 		}
 		tasks = append(tasks, t)
 	}
-	slices.SortFunc(tasks, func(a, b *costv1.JobTask) int {
-		return cmp.Or(creationTime(b).Compare(creationTime(a)), cmp.Compare(a.Spec.JobRef.Name, b.Spec.JobRef.Name),
-			cmp.Compare(a.Spec.Index, b.Spec.Index), cmp.Compare(a.Name, b.Name))
-	})
-	infos := make([]JobTaskInfo, len(tasks))
-	for i, t := range tasks {
-		infos[i] = NewJobTaskInfo(t)
-	}
-	return infos, nil
+	return tasks, nil
 }
 
 // listJobTasks: JobTask list (JobTaskQuery → JobTasksInfo).
@@ -284,11 +275,22 @@ func (s *Server) listJobTasks(ctx context.Context, c *call) (any, error) {
 	if err := s.authorize(ctx, c, Access{Verb: "list", Resource: ResourceJobTasks, Namespace: ns}); err != nil {
 		return nil, err
 	}
-	infos, err := s.jobTaskInfos(ctx, ns, taskID, status, jobID, dataSourceID)
+	tasks, err := s.jobTasks(ctx, ns, taskID, status, jobID, dataSourceID)
 	if err != nil {
 		return nil, err
 	}
-	return runList(infos, (*JobTaskInfo).Record, q, s.runOptions(jobTaskRunOptions))
+	if q == nil {
+		slices.SortFunc(tasks, compareJobTasks)
+		infos := make([]JobTaskInfo, len(tasks))
+		for i, t := range tasks {
+			infos[i] = NewJobTaskInfo(t)
+		}
+		return &ListResult{Results: infos, TotalCount: len(infos)}, nil
+	}
+	return runList(jobTaskTable(tasks), func(i int) any {
+		info := NewJobTaskInfo(tasks[i])
+		return &info
+	}, q, s.runOptions(jobTaskRunOptions))
 }
 
 // statJobTasks: JobTask stat (JobTaskStatQuery → Struct).
@@ -304,48 +306,35 @@ func (s *Server) statJobTasks(ctx context.Context, c *call) (any, error) {
 	if err := s.authorize(ctx, c, Access{Verb: "list", Resource: ResourceJobTasks, Namespace: ns}); err != nil {
 		return nil, err
 	}
-	infos, err := s.jobTaskInfos(ctx, ns, "", "", "", "")
+	tasks, err := s.jobTasks(ctx, ns, "", "", "", "")
 	if err != nil {
 		return nil, err
 	}
-	return runStat(infos, (*JobTaskInfo).Record, q, s.runOptions(jobTaskRunOptions))
+	return runStat(jobTaskTable(tasks), q, s.runOptions(jobTaskRunOptions))
 }
 
-// runList applies a Query to infos. Without a query the infos are the answer; with
-// one, the engine runs over their records, and each untrimmed result is answered with
-// its typed info (whose JSON keeps the seed's field order).
-func runList[I any](infos []I, record func(*I) map[string]any, q *query.Query, opts query.RunOptions) (*ListResult, error) {
-	if q == nil {
-		return &ListResult{Results: infos, TotalCount: len(infos)}, nil
-	}
-	records := make([]map[string]any, len(infos))
-	for i := range infos {
-		r := record(&infos[i])
-		r[recordIndex] = i
-		records[i] = r
-	}
-	page, total, err := q.Run(records, opts)
+// runList applies a Query to a table of records. Each untrimmed result is answered
+// with its typed info (whose JSON keeps the seed's field order), built for the page
+// alone.
+func runList(t *query.Table, info func(i int) any, q *query.Query, opts query.RunOptions) (*ListResult, error) {
+	res, err := q.RunTable(t, opts)
 	if err != nil {
 		return nil, queryError(err)
 	}
-	results := make([]any, len(page))
-	for i, r := range page {
-		if idx, ok := r[recordIndex].(int); ok {
-			results[i] = &infos[idx]
+	results := make([]any, len(res.Rows))
+	for k, row := range res.Rows {
+		if res.Trimmed != nil {
+			results[k] = res.Trimmed[k]
 		} else {
-			results[i] = r
+			results[k] = info(row)
 		}
 	}
-	return &ListResult{Results: results, TotalCount: total}, nil
+	return &ListResult{Results: results, TotalCount: res.Total}, nil
 }
 
-// runStat applies a StatisticsQuery to infos' records.
-func runStat[I any](infos []I, record func(*I) map[string]any, q *query.StatisticsQuery, opts query.RunOptions) (map[string]any, error) {
-	records := make([]map[string]any, len(infos))
-	for i := range infos {
-		records[i] = record(&infos[i])
-	}
-	out, err := q.Run(records, opts)
+// runStat applies a StatisticsQuery to a table of records.
+func runStat(t *query.Table, q *query.StatisticsQuery, opts query.RunOptions) (map[string]any, error) {
+	out, err := q.RunTable(t, opts)
 	if err != nil {
 		return nil, queryError(err)
 	}

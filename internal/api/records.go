@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+	"github.com/costops/cost-analysis-operator/internal/query"
 )
 
 // JobInfo is SpaceONE cost_analysis.v1 JobInfo: exactly the seed's fields, in its
@@ -87,6 +88,19 @@ func isoTime(t *metav1.Time) string {
 	return string(b[:])
 }
 
+// isoTimeValue is the datetime isoTime(t) stands for, when it is an ISO 8601
+// datetime the query engine can take without parsing it (query.Column.Time).
+func isoTimeValue(t *metav1.Time) (time.Time, bool) {
+	if t == nil || t.IsZero() {
+		return time.Time{}, false
+	}
+	u := t.UTC()
+	if y := u.Year(); y < 1 || y > 9999 {
+		return time.Time{}, false
+	}
+	return u.Truncate(time.Second), true
+}
+
 func jobStatus(j *costv1.Job) string {
 	if j.Status.Status == "" {
 		return JobStatusNone
@@ -126,14 +140,10 @@ func NewJobInfo(j *costv1.Job) JobInfo {
 // NewJobTaskInfo describes a JobTask as SpaceONE's JobTaskInfo; options is its
 // spec.taskOptions.
 func NewJobTaskInfo(t *costv1.JobTask) JobTaskInfo {
-	options := json.RawMessage(t.Spec.TaskOptions.Raw)
-	if len(options) == 0 || !json.Valid(options) {
-		options = json.RawMessage(`{}`)
-	}
 	return JobTaskInfo{
 		JobTaskID:    t.Name,
 		Status:       jobTaskStatus(t),
-		Options:      options,
+		Options:      taskOptions(t),
 		CreatedCount: t.Status.CreatedCount,
 		ErrorCode:    t.Status.ErrorCode,
 		ErrorMessage: t.Status.ErrorMessage,
@@ -166,19 +176,34 @@ func (i *JobInfo) Record() map[string]any {
 	}
 }
 
-// Record is the JobTaskInfo as the query engine sees it.
-func (i *JobTaskInfo) Record() map[string]any {
-	var options any = map[string]any{}
-	if len(i.Options) > 2 {
+// taskOptions is a JobTask's options in JobTaskInfo: its spec.taskOptions, or {}
+// when they are not JSON.
+func taskOptions(t *costv1.JobTask) json.RawMessage {
+	options := json.RawMessage(t.Spec.TaskOptions.Raw)
+	if len(options) == 0 || !json.Valid(options) {
+		options = json.RawMessage(`{}`)
+	}
+	return options
+}
+
+// optionsValue is a JobTaskInfo's options as the query engine sees them.
+func optionsValue(options json.RawMessage) any {
+	var v any = map[string]any{}
+	if len(options) > 2 {
 		var o any
-		if json.Unmarshal(i.Options, &o) == nil {
-			options = o
+		if json.Unmarshal(options, &o) == nil {
+			v = o
 		}
 	}
+	return v
+}
+
+// Record is the JobTaskInfo as the query engine sees it.
+func (i *JobTaskInfo) Record() map[string]any {
 	return map[string]any{
 		"job_task_id":    i.JobTaskID,
 		"status":         i.Status,
-		"options":        options,
+		"options":        optionsValue(i.Options),
 		"created_count":  float64(i.CreatedCount),
 		"error_code":     i.ErrorCode,
 		"error_message":  i.ErrorMessage,
@@ -192,5 +217,116 @@ func (i *JobTaskInfo) Record() map[string]any {
 	}
 }
 
-// creationTime orders records newest first, as SpaceONE's models do (-created_at).
-func creationTime(m metav1.Object) time.Time { return m.GetCreationTimestamp().Time }
+// compareJobs is the order of Job records: newest first, as SpaceONE's models do
+// (-created_at), then by name.
+func compareJobs(a, b *costv1.Job) int {
+	if c := b.CreationTimestamp.Compare(a.CreationTimestamp.Time); c != 0 {
+		return c
+	}
+	switch {
+	case a.Name < b.Name:
+		return -1
+	case a.Name > b.Name:
+		return 1
+	}
+	return 0
+}
+
+// compareJobTasks is the order of JobTask records: newest first, then by Job, index
+// and name.
+func compareJobTasks(a, b *costv1.JobTask) int {
+	if c := b.CreationTimestamp.Compare(a.CreationTimestamp.Time); c != 0 {
+		return c
+	}
+	if a.Spec.JobRef.Name != b.Spec.JobRef.Name {
+		if a.Spec.JobRef.Name < b.Spec.JobRef.Name {
+			return -1
+		}
+		return 1
+	}
+	switch {
+	case a.Spec.Index < b.Spec.Index:
+		return -1
+	case a.Spec.Index > b.Spec.Index:
+		return 1
+	case a.Name < b.Name:
+		return -1
+	case a.Name > b.Name:
+		return 1
+	}
+	return 0
+}
+
+// The query engine reads Jobs and JobTasks as tables whose columns are the keys of
+// their records (JobInfo.Record, JobTaskInfo.Record), so that a list or stat call
+// over a large namespace builds a record only for what it returns or for keys that
+// are not columns, instead of one per object.
+
+func stringColumn[T any](objs []*T, get func(*T) string) query.Column {
+	return query.Column{String: func(i int) string { return get(objs[i]) }}
+}
+
+func timeColumn[T any](objs []*T, get func(*T) *metav1.Time) query.Column {
+	return query.Column{
+		String: func(i int) string { return isoTime(get(objs[i])) },
+		Time:   func(i int) (time.Time, bool) { return isoTimeValue(get(objs[i])) },
+	}
+}
+
+// jobTable is the query engine's view of jobs, in compareJobs order.
+func jobTable(jobs []*costv1.Job) *query.Table {
+	return &query.Table{
+		Len: len(jobs),
+		Columns: map[string]query.Column{
+			"job_id":         stringColumn(jobs, func(j *costv1.Job) string { return j.Name }),
+			"status":         stringColumn(jobs, jobStatus),
+			"error_code":     stringColumn(jobs, func(j *costv1.Job) string { return j.Status.ErrorCode }),
+			"error_message":  stringColumn(jobs, func(j *costv1.Job) string { return j.Status.ErrorMessage }),
+			"total_tasks":    {Number: func(i int) float64 { return float64(jobs[i].Status.TotalTasks) }},
+			"remained_tasks": {Number: func(i int) float64 { return float64(jobs[i].Status.RemainedTasks) }},
+			"data_source_id": stringColumn(jobs, func(j *costv1.Job) string { return j.Spec.DataSourceRef.Name }),
+			"domain_id":      stringColumn(jobs, func(j *costv1.Job) string { return j.Namespace }),
+			"created_at": timeColumn(jobs, func(j *costv1.Job) *metav1.Time {
+				if j.Status.CreatedAt != nil {
+					return j.Status.CreatedAt
+				}
+				return &j.CreationTimestamp
+			}),
+			"updated_at":      timeColumn(jobs, func(j *costv1.Job) *metav1.Time { return j.Status.UpdatedAt }),
+			"finished_at":     timeColumn(jobs, func(j *costv1.Job) *metav1.Time { return j.Status.FinishedAt }),
+			"last_changed_at": timeColumn(jobs, func(j *costv1.Job) *metav1.Time { return j.Status.LastChangedAt }),
+		},
+		Record: func(i int) map[string]any {
+			info := NewJobInfo(jobs[i])
+			return info.Record()
+		},
+		Compare: func(i, j int) int { return compareJobs(jobs[i], jobs[j]) },
+	}
+}
+
+// jobTaskTable is the query engine's view of tasks, in compareJobTasks order.
+func jobTaskTable(tasks []*costv1.JobTask) *query.Table {
+	return &query.Table{
+		Len: len(tasks),
+		Columns: map[string]query.Column{
+			"job_task_id":    stringColumn(tasks, func(t *costv1.JobTask) string { return t.Name }),
+			"status":         stringColumn(tasks, jobTaskStatus),
+			"options":        {Value: func(i int) any { return optionsValue(taskOptions(tasks[i])) }},
+			"created_count":  {Number: func(i int) float64 { return float64(tasks[i].Status.CreatedCount) }},
+			"error_code":     stringColumn(tasks, func(t *costv1.JobTask) string { return t.Status.ErrorCode }),
+			"error_message":  stringColumn(tasks, func(t *costv1.JobTask) string { return t.Status.ErrorMessage }),
+			"job_id":         stringColumn(tasks, func(t *costv1.JobTask) string { return t.Spec.JobRef.Name }),
+			"data_source_id": stringColumn(tasks, func(t *costv1.JobTask) string { return t.Spec.DataSourceRef.Name }),
+			"domain_id":      stringColumn(tasks, func(t *costv1.JobTask) string { return t.Namespace }),
+			"created_at":     timeColumn(tasks, func(t *costv1.JobTask) *metav1.Time { return &t.CreationTimestamp }),
+			"started_at":     timeColumn(tasks, func(t *costv1.JobTask) *metav1.Time { return t.Status.StartedAt }),
+			"updated_at":     timeColumn(tasks, func(t *costv1.JobTask) *metav1.Time { return t.Status.UpdatedAt }),
+			"finished_at":    timeColumn(tasks, func(t *costv1.JobTask) *metav1.Time { return t.Status.FinishedAt }),
+		},
+		Record: func(i int) map[string]any {
+			info := NewJobTaskInfo(tasks[i])
+			return info.Record()
+		},
+		Compare: func(i, j int) int { return compareJobTasks(tasks[i], tasks[j]) },
+	}
+}

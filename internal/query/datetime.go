@@ -193,15 +193,31 @@ func (df *dateFormat) apply(v any) any {
 	if !ok {
 		return nil
 	}
+	return df.format(t)
+}
+
+// format formats a datetime (in UTC): a float64 for the special formats, a
+// string otherwise.
+func (df *dateFormat) format(t time.Time) any {
+	if df.special != "" {
+		return df.number(t)
+	}
+	return string(df.appendFormat(make([]byte, 0, 24), t))
+}
+
+// number is the value of a special format ("year", "month", "day").
+func (df *dateFormat) number(t time.Time) float64 {
 	switch df.special {
 	case "year":
 		return float64(t.Year())
 	case "month":
 		return float64(t.Month())
-	case "day":
-		return float64(t.Day())
 	}
-	b := make([]byte, 0, 24)
+	return float64(t.Day())
+}
+
+// appendFormat appends t formatted by a strftime-like format.
+func (df *dateFormat) appendFormat(b []byte, t time.Time) []byte {
 	for _, p := range df.parts {
 		switch p.verb {
 		case 0:
@@ -224,7 +240,7 @@ func (df *dateFormat) apply(v any) any {
 			b = appendPadded(b, t.YearDay(), 3)
 		}
 	}
-	return string(b)
+	return b
 }
 
 func appendPadded(b []byte, n, width int) []byte {

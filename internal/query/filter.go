@@ -87,6 +87,11 @@ type condition struct {
 	path   *path
 	negate bool
 	test   test
+	// str and num are test specialised to a present string and a present number
+	// (the typed columns of a Table); both are set for every operator but the
+	// datetime ones.
+	str func(s string) bool
+	num func(f float64) bool
 	// Datetime conditions are completed at run time, when "now" is known.
 	dtCmp int // -2 lt, -1 lte, 1 gte, 2 gt
 	dtAbs time.Time
@@ -146,6 +151,7 @@ func compileCondition(raw any, key string) (*condition, *Error) {
 			return nil, errorf(vkey, "operator %q does not take a list value", opName)
 		}
 		c.test = eqTest(vv)
+		c.str, c.num = eqTyped(vv)
 		c.negate = op == opNot
 	case opLt, opLte, opGt, opGte:
 		t, e := compareTest(op, vv, vkey, opName)
@@ -153,12 +159,14 @@ func compileCondition(raw any, key string) (*condition, *Error) {
 			return nil, e
 		}
 		c.test = t
+		c.str, c.num = compareTyped(op, vv)
 	case opIn, opNotIn:
 		l, isList := vv.([]any)
 		if !isList {
 			return nil, errorf(vkey, "operator %q requires a list value", opName)
 		}
-		c.test = inTest(l)
+		set := newInSet(l)
+		c.test, c.str, c.num = set.test, set.hasString, set.hasNumber
 		c.negate = op == opNotIn
 	case opContain, opNotContain:
 		s, isStr := vv.(string)
@@ -166,6 +174,7 @@ func compileCondition(raw any, key string) (*condition, *Error) {
 			return nil, errorf(vkey, "operator %q requires a string value", opName)
 		}
 		c.test = containTest([]string{strings.ToLower(s)})
+		c.str, c.num = containString([]string{strings.ToLower(s)}), never
 		c.negate = op == opNotContain
 	case opContainIn, opNotContainIn:
 		l, isList := vv.([]any)
@@ -181,6 +190,7 @@ func compileCondition(raw any, key string) (*condition, *Error) {
 			needles[i] = strings.ToLower(s)
 		}
 		c.test = containTest(needles)
+		c.str, c.num = containString(needles), never
 		c.negate = op == opNotContainIn
 	case opExists:
 		b, isBool := vv.(bool)
@@ -188,6 +198,7 @@ func compileCondition(raw any, key string) (*condition, *Error) {
 			return nil, errorf(vkey, "operator %q requires a boolean value", opName)
 		}
 		c.test = func(_ any, present bool) bool { return present }
+		c.str, c.num = func(string) bool { return true }, func(float64) bool { return true }
 		c.negate = !b
 	case opRegex:
 		s, isStr := vv.(string)
@@ -199,6 +210,7 @@ func compileCondition(raw any, key string) (*condition, *Error) {
 			return nil, e
 		}
 		c.test = regexTest([]*regexp.Regexp{re})
+		c.str, c.num = regexString([]*regexp.Regexp{re}), never
 	case opRegexIn:
 		l, isList := vv.([]any)
 		if !isList {
@@ -217,12 +229,15 @@ func compileCondition(raw any, key string) (*condition, *Error) {
 			res[i] = re
 		}
 		c.test = regexTest(res)
+		c.str, c.num = regexString(res), never
 	case opMatch:
 		t, e := matchTest(vv, vkey, opName)
 		if e != nil {
 			return nil, e
 		}
 		c.test = t
+		// match wants a list: no string or number passes.
+		c.str, c.num = func(string) bool { return false }, never
 	case opDatetimeGt, opDatetimeLt, opDatetimeGte, opDatetimeLte,
 		opTimediffGt, opTimediffLt, opTimediffGte, opTimediffLte:
 		s, isStr := vv.(string)
@@ -319,61 +334,112 @@ func compareTest(op opKind, want any, vkey, opName string) (test, *Error) {
 	return nil, errorf(vkey, "operator %q requires a number, string or boolean value", opName)
 }
 
-func inTest(list []any) test {
-	strs := map[string]struct{}{}
-	nums := map[float64]struct{}{}
-	var others []any
-	hasNil := false
+func never(float64) bool { return false }
+
+// eqTyped is eqTest for a present string and a present number.
+func eqTyped(want any) (func(string) bool, func(float64) bool) {
+	ws, isStr := want.(string)
+	wf, isNum := toFloat(want)
+	return func(s string) bool { return isStr && s == ws },
+		func(f float64) bool { return isNum && f == wf }
+}
+
+// compareTyped is compareTest for a present string and a present number.
+func compareTyped(op opKind, want any) (func(string) bool, func(float64) bool) {
+	ok := func(c int) bool {
+		switch op {
+		case opLt:
+			return c < 0
+		case opLte:
+			return c <= 0
+		case opGt:
+			return c > 0
+		}
+		return c >= 0
+	}
+	if w, isNum := toFloat(want); isNum {
+		return func(string) bool { return false }, func(f float64) bool { return ok(cmpFloat(f, w)) }
+	}
+	if w, isStr := want.(string); isStr {
+		return func(s string) bool { return ok(strings.Compare(s, w)) }, never
+	}
+	return func(string) bool { return false }, never
+}
+
+// inSet is the value list of "in" and "not_in".
+type inSet struct {
+	strs   map[string]struct{}
+	nums   map[float64]struct{}
+	others []any
+	hasNil bool
+}
+
+func newInSet(list []any) *inSet {
+	s := &inSet{strs: map[string]struct{}{}, nums: map[float64]struct{}{}}
 	for _, el := range list {
 		switch x := el.(type) {
 		case nil:
-			hasNil = true
+			s.hasNil = true
 		case string:
-			strs[x] = struct{}{}
+			s.strs[x] = struct{}{}
 		default:
 			if f, ok := toFloat(x); ok {
 				if f == 0 {
 					f = 0
 				}
-				nums[f] = struct{}{}
+				s.nums[f] = struct{}{}
 			} else {
-				others = append(others, x)
+				s.others = append(s.others, x)
 			}
 		}
 	}
-	return func(v any, present bool) bool {
-		if !present || v == nil {
-			return hasNil
-		}
-		switch x := v.(type) {
-		case string:
-			_, ok := strs[x]
-			return ok
-		case map[string]any, []any, bool:
-			for _, o := range others {
-				if equalValues(x, o) {
-					return true
-				}
+	return s
+}
+
+func (s *inSet) hasString(x string) bool {
+	_, ok := s.strs[x]
+	return ok
+}
+
+func (s *inSet) hasNumber(f float64) bool {
+	if f == 0 {
+		f = 0
+	}
+	_, ok := s.nums[f]
+	return ok
+}
+
+func (s *inSet) test(v any, present bool) bool {
+	if !present || v == nil {
+		return s.hasNil
+	}
+	switch x := v.(type) {
+	case string:
+		return s.hasString(x)
+	case map[string]any, []any, bool:
+		for _, o := range s.others {
+			if equalValues(x, o) {
+				return true
 			}
-			return false
-		}
-		if f, ok := toFloat(v); ok {
-			if f == 0 {
-				f = 0
-			}
-			_, ok := nums[f]
-			return ok
 		}
 		return false
 	}
+	if f, ok := toFloat(v); ok {
+		return s.hasNumber(f)
+	}
+	return false
 }
 
 func containTest(lowerNeedles []string) test {
+	str := containString(lowerNeedles)
 	return func(v any, present bool) bool {
 		s, ok := v.(string)
-		if !ok {
-			return false
-		}
+		return ok && str(s)
+	}
+}
+
+func containString(lowerNeedles []string) func(string) bool {
+	return func(s string) bool {
 		for _, n := range lowerNeedles {
 			if containsFold(s, n) {
 				return true
@@ -384,11 +450,15 @@ func containTest(lowerNeedles []string) test {
 }
 
 func regexTest(res []*regexp.Regexp) test {
+	str := regexString(res)
 	return func(v any, present bool) bool {
 		s, ok := v.(string)
-		if !ok {
-			return false
-		}
+		return ok && str(s)
+	}
+}
+
+func regexString(res []*regexp.Regexp) func(string) bool {
+	return func(s string) bool {
 		for _, re := range res {
 			if re.MatchString(s) {
 				return true
@@ -453,32 +523,44 @@ func matchTest(want any, vkey, opName string) (test, *Error) {
 	}, nil
 }
 
+// dtTest is the comparison of a datetime condition, with relative times
+// resolved against now.
+func (c *condition) dtTest(now time.Time) func(time.Time) bool {
+	bound := c.dtAbs
+	if c.dtRel != nil {
+		bound = c.dtRel.resolve(now)
+	}
+	cmp := c.dtCmp
+	return func(rt time.Time) bool {
+		r := rt.Compare(bound)
+		switch cmp {
+		case 2:
+			return r > 0
+		case 1:
+			return r >= 0
+		case -1:
+			return r <= 0
+		}
+		return r < 0
+	}
+}
+
+// boundTest is the condition's test (before negation), with relative times
+// resolved against now.
+func (c *condition) boundTest(now time.Time) test {
+	if !c.isDT {
+		return c.test
+	}
+	dt := c.dtTest(now)
+	return func(v any, present bool) bool {
+		rt, ok := toTime(v)
+		return ok && dt(rt)
+	}
+}
+
 // bind returns the record predicate for the condition.
 func (c *condition) bind(now time.Time) func(rec map[string]any) bool {
-	t := c.test
-	if c.isDT {
-		bound := c.dtAbs
-		if c.dtRel != nil {
-			bound = c.dtRel.resolve(now)
-		}
-		cmp := c.dtCmp
-		t = func(v any, present bool) bool {
-			rt, ok := toTime(v)
-			if !ok {
-				return false
-			}
-			r := rt.Compare(bound)
-			switch cmp {
-			case 2:
-				return r > 0
-			case 1:
-				return r >= 0
-			case -1:
-				return r <= 0
-			}
-			return r < 0
-		}
-	}
+	t := c.boundTest(now)
 	p := c.path
 	if c.negate {
 		return func(rec map[string]any) bool { return !p.walk(rec, 0, t) }

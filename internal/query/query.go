@@ -401,17 +401,22 @@ func makeSortVal(v any, found bool) sortVal {
 	case rankNumber:
 		sv.f, _ = toFloat(v)
 	case rankString:
-		sv.s = v.(string)
-		// ISO 8601 strings sort chronologically, as MongoDB sorts the Date
-		// fields they stand for; like BSON dates they rank after the other
-		// types, which keeps the order total.
-		if t, ok := parseDateTime(sv.s); ok {
-			sv.rank, sv.t = rankDate, t
-		}
+		sv = stringSortVal(v.(string))
+		sv.v = v
 	case rankDate:
 		sv.t = v.(time.Time).UTC()
 	}
 	return sv
+}
+
+// stringSortVal is makeSortVal of a string. ISO 8601 strings sort
+// chronologically, as MongoDB sorts the Date fields they stand for; like BSON
+// dates they rank after the other types, which keeps the order total.
+func stringSortVal(s string) sortVal {
+	if t, ok := parseDateTime(s); ok {
+		return sortVal{rank: rankDate, t: t}
+	}
+	return sortVal{rank: rankString, s: s}
 }
 
 func compareSortVals(a, b *sortVal) int {
@@ -471,8 +476,13 @@ func (e *sortKeyExtractor) extract(rec map[string]any) sortVal {
 			}
 		}
 	}
+	return e.extractFrom(rec, 0)
+}
+
+// extractFrom is extract over v, the value met at segment i of the path.
+func (e *sortKeyExtractor) extractFrom(v any, i int) sortVal {
 	e.best, e.found = nil, false
-	e.key.path.walk(rec, 0, e.fn)
+	e.key.path.walk(v, i, e.fn)
 	return makeSortVal(e.best, e.found)
 }
 
@@ -490,8 +500,19 @@ func sortRecords(recs []map[string]any, keys []sortKey, need int) []map[string]a
 			vals[i*nk+j] = ex.extract(rec)
 		}
 	}
-	// cmp orders record indexes by the keys only.
-	cmp := func(a, b int32) int {
+	idx := sortedIndexes(n, need, sortValsCmp(vals, keys))
+	out := make([]map[string]any, len(idx))
+	for i, ix := range idx {
+		out[i] = recs[ix]
+	}
+	return out
+}
+
+// sortValsCmp orders indexes by their precomputed sort keys (vals holds
+// len(keys) values per index).
+func sortValsCmp(vals []sortVal, keys []sortKey) func(a, b int32) int {
+	nk := len(keys)
+	return func(a, b int32) int {
 		ra, rb := int(a)*nk, int(b)*nk
 		for j := 0; j < nk; j++ {
 			va, vb := &vals[ra+j], &vals[rb+j]
@@ -515,26 +536,26 @@ func sortRecords(recs []map[string]any, keys []sortKey, need int) []map[string]a
 		}
 		return 0
 	}
-	var idx []int32
+}
+
+// sortedIndexes orders 0..n-1 by cmp, ties in index order (a stable sort),
+// and returns at least the first need of them: when need is small compared
+// with n only those are selected, with a bounded heap.
+func sortedIndexes(n, need int, cmp func(a, b int32) int) []int32 {
 	if need < n/8 {
-		idx = topK(n, need, func(a, b int32) bool {
+		return topK(n, need, func(a, b int32) bool {
 			if c := cmp(a, b); c != 0 {
 				return c < 0
 			}
 			return a < b // input order breaks ties: same result as a stable sort
 		})
-	} else {
-		idx = make([]int32, n)
-		for i := range idx {
-			idx[i] = int32(i)
-		}
-		sort.SliceStable(idx, func(a, b int) bool { return cmp(idx[a], idx[b]) < 0 })
 	}
-	out := make([]map[string]any, len(idx))
-	for i, ix := range idx {
-		out[i] = recs[ix]
+	idx := make([]int32, n)
+	for i := range idx {
+		idx[i] = int32(i)
 	}
-	return out
+	sort.SliceStable(idx, func(a, b int) bool { return cmp(idx[a], idx[b]) < 0 })
+	return idx
 }
 
 // topK returns the k smallest of 0..n-1 under the strict total order less,

@@ -693,8 +693,8 @@ func parseSubConditions(v any, key string) ([]subCondition, *Error) {
 
 // holds evaluates aggregation-expression comparisons ($eq, $ne, $gt...),
 // which order values of different types by type.
-func (c *subCondition) holds(d map[string]any) bool {
-	v, ok := c.path.get(d, 0)
+func (c *subCondition) holds(d doc) bool {
+	v, ok := d.get(c.path)
 	if !ok {
 		v = nil
 	}
@@ -716,7 +716,7 @@ func (c *subCondition) holds(d map[string]any) bool {
 	return r <= 0
 }
 
-func (f *groupField) conditionsHold(d map[string]any) bool {
+func (f *groupField) conditionsHold(d doc) bool {
 	for i := range f.condition {
 		if !f.condition[i].holds(d) {
 			return false
@@ -725,8 +725,19 @@ func (f *groupField) conditionsHold(d map[string]any) bool {
 	return true
 }
 
+// doc is what an accumulator reads a document through: a record map
+// (mapDoc) or a row of a Table.
+type doc interface {
+	// get resolves a path as path.get does from the document's top.
+	get(p *path) (any, bool)
+}
+
+type mapDoc map[string]any
+
+func (d mapDoc) get(p *path) (any, bool) { return p.get(map[string]any(d), 0) }
+
 type accumulator interface {
-	add(d map[string]any)
+	add(d doc)
 	result() any
 }
 
@@ -754,8 +765,8 @@ func (f *groupField) newAccumulator() accumulator {
 	return &mergeAcc{f: f, out: map[string]any{}}
 }
 
-func (f *groupField) value(d map[string]any) (any, bool) {
-	return f.path.get(d, 0)
+func (f *groupField) value(d doc) (any, bool) {
+	return d.get(f.path)
 }
 
 type countAcc struct {
@@ -763,7 +774,7 @@ type countAcc struct {
 	n float64
 }
 
-func (a *countAcc) add(d map[string]any) {
+func (a *countAcc) add(d doc) {
 	if len(a.f.condition) == 0 || a.f.conditionsHold(d) {
 		a.n++
 	}
@@ -777,7 +788,7 @@ type sumAcc struct {
 	total float64
 }
 
-func (a *sumAcc) add(d map[string]any) {
+func (a *sumAcc) add(d doc) {
 	if len(a.f.condition) > 0 && !a.f.conditionsHold(d) {
 		return
 	}
@@ -798,7 +809,7 @@ type avgAcc struct {
 	n     int
 }
 
-func (a *avgAcc) add(d map[string]any) {
+func (a *avgAcc) add(d doc) {
 	if len(a.f.condition) > 0 && !a.f.conditionsHold(d) {
 		a.n++
 		return
@@ -826,7 +837,7 @@ type extremeAcc struct {
 	found bool
 }
 
-func (a *extremeAcc) add(d map[string]any) {
+func (a *extremeAcc) add(d doc) {
 	v, ok := a.f.value(d)
 	if !ok || v == nil {
 		return
@@ -843,7 +854,7 @@ type firstAcc struct {
 	seen bool
 }
 
-func (a *firstAcc) add(d map[string]any) {
+func (a *firstAcc) add(d doc) {
 	if !a.seen {
 		a.seen = true
 		a.v, _ = a.f.value(d)
@@ -856,8 +867,8 @@ type lastAcc struct {
 	v any
 }
 
-func (a *lastAcc) add(d map[string]any) { a.v, _ = a.f.value(d) }
-func (a *lastAcc) result() any          { return a.v }
+func (a *lastAcc) add(d doc)   { a.v, _ = a.f.value(d) }
+func (a *lastAcc) result() any { return a.v }
 
 // pushAcc follows $push: with a key, the values (missing ones skipped);
 // with fields, one object per document (missing fields omitted).
@@ -866,7 +877,7 @@ type pushAcc struct {
 	out []any
 }
 
-func (a *pushAcc) add(d map[string]any) {
+func (a *pushAcc) add(d doc) {
 	if len(a.f.pushKeys) == 0 {
 		if v, ok := a.f.value(d); ok {
 			a.out = append(a.out, v)
@@ -875,7 +886,7 @@ func (a *pushAcc) add(d map[string]any) {
 	}
 	o := make(map[string]any, len(a.f.pushKeys))
 	for _, pk := range a.f.pushKeys {
-		if v, ok := pk.path.get(d, 0); ok {
+		if v, ok := d.get(pk.path); ok {
 			o[pk.name] = v
 		}
 	}
@@ -892,7 +903,7 @@ type setAcc struct {
 	buf  []byte
 }
 
-func (a *setAcc) add(d map[string]any) {
+func (a *setAcc) add(d doc) {
 	v, ok := a.f.value(d)
 	if !ok {
 		return
@@ -913,7 +924,7 @@ type mergeAcc struct {
 	out map[string]any
 }
 
-func (a *mergeAcc) add(d map[string]any) {
+func (a *mergeAcc) add(d doc) {
 	v, _ := a.f.value(d)
 	if m, ok := v.(map[string]any); ok {
 		for k, x := range m {
@@ -960,9 +971,14 @@ func (g *groupStage) apply(docs []map[string]any, _ time.Time) []map[string]any 
 			order = append(order, st)
 		}
 		for _, a := range st.accs {
-			a.add(d)
+			a.add(mapDoc(d))
 		}
 	}
+	return g.output(order)
+}
+
+// output is the groups' documents: their keys and their fields' results.
+func (g *groupStage) output(order []*groupState) []map[string]any {
 	out := make([]map[string]any, len(order))
 	for i, st := range order {
 		o := make(map[string]any, len(g.keys)+len(g.fields))
@@ -995,22 +1011,33 @@ func (q *StatisticsQuery) Run(records []map[string]any, opts RunOptions) (map[st
 			}
 		}
 	}
-	res := map[string]any{}
 	if q.stages == nil {
 		if q.distinct == nil { // zero StatisticsQuery
 			return map[string]any{"results": []any{}}, nil
 		}
-		vals := distinctValues(docs, q.distinct)
-		if q.hasPage {
-			res["total_count"] = len(vals)
-		}
-		lo, hi := pageBounds(len(vals), q.start, q.limit)
-		res["results"] = vals[lo:hi]
-		return res, nil
+		return q.distinctAnswer(distinctValues(docs, q.distinct)), nil
 	}
 	for _, st := range q.stages {
 		docs = st.apply(docs, now)
 	}
+	return q.answer(docs), nil
+}
+
+// distinctAnswer is the answer of a distinct query: the page of its values.
+func (q *StatisticsQuery) distinctAnswer(vals []any) map[string]any {
+	res := map[string]any{}
+	if q.hasPage {
+		res["total_count"] = len(vals)
+	}
+	lo, hi := pageBounds(len(vals), q.start, q.limit)
+	res["results"] = vals[lo:hi]
+	return res
+}
+
+// answer is the answer of an aggregation: the page of the last stage's
+// documents.
+func (q *StatisticsQuery) answer(docs []map[string]any) map[string]any {
+	res := map[string]any{}
 	if q.hasPage {
 		res["total_count"] = len(docs)
 	}
@@ -1018,7 +1045,7 @@ func (q *StatisticsQuery) Run(records []map[string]any, opts RunOptions) (map[st
 	out := make([]map[string]any, hi-lo)
 	copy(out, docs[lo:hi])
 	res["results"] = out
-	return res, nil
+	return res
 }
 
 // Match reports whether the record satisfies the query's filter and
@@ -1032,26 +1059,42 @@ func (q *StatisticsQuery) Match(record map[string]any) bool {
 // count individually; null and missing values are left out. The values are
 // sorted (numbers < strings < objects < booleans).
 func distinctValues(docs []map[string]any, p *path) []any {
-	seen := map[string]struct{}{}
-	out := []any{}
-	var buf []byte
-	fn := func(v any, present bool) bool {
+	d := newDistinctSet()
+	for _, doc := range docs {
+		p.walk(doc, 0, d.fn)
+	}
+	return d.sorted()
+}
+
+// distinctSet collects the values a path walk offers (fn), as distinct
+// does.
+type distinctSet struct {
+	seen map[string]struct{}
+	out  []any
+	buf  []byte
+	fn   test
+}
+
+func newDistinctSet() *distinctSet {
+	d := &distinctSet{seen: map[string]struct{}{}, out: []any{}}
+	d.fn = func(v any, present bool) bool {
 		if !present || v == nil {
 			return false
 		}
 		if _, isArr := v.([]any); isArr {
 			return false
 		}
-		buf = appendCanon(buf[:0], v)
-		if _, dup := seen[string(buf)]; !dup {
-			seen[string(buf)] = struct{}{}
-			out = append(out, v)
+		d.buf = appendCanon(d.buf[:0], v)
+		if _, dup := d.seen[string(d.buf)]; !dup {
+			d.seen[string(d.buf)] = struct{}{}
+			d.out = append(d.out, v)
 		}
 		return false
 	}
-	for _, d := range docs {
-		p.walk(d, 0, fn)
-	}
-	sort.SliceStable(out, func(i, j int) bool { return compareValues(out[i], out[j]) < 0 })
-	return out
+	return d
+}
+
+func (d *distinctSet) sorted() []any {
+	sort.SliceStable(d.out, func(i, j int) bool { return compareValues(d.out[i], d.out[j]) < 0 })
+	return d.out
 }

@@ -402,10 +402,7 @@ func appendCanon(b []byte, v any) []byte {
 	case nil:
 		return append(b, 'z')
 	case string:
-		b = append(b, 's')
-		b = strconv.AppendInt(b, int64(len(x)), 10)
-		b = append(b, ':')
-		return append(b, x...)
+		return appendCanonString(b, x)
 	case bool:
 		if x {
 			return append(b, 't')
@@ -433,14 +430,35 @@ func appendCanon(b []byte, v any) []byte {
 		return strconv.AppendInt(b, x.UnixNano(), 10)
 	}
 	if f, ok := toFloat(v); ok {
-		if f == 0 {
-			f = 0 // fold -0 into 0
-		}
-		b = append(b, 'n')
-		b = strconv.AppendFloat(b, f, 'g', -1, 64)
-		return append(b, ';')
+		return appendCanonFloat(b, f)
 	}
 	return append(b, '?')
+}
+
+// appendCanonString is appendCanon of a string.
+func appendCanonString(b []byte, s string) []byte {
+	b = append(b, 's')
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, ':')
+	return append(b, s...)
+}
+
+// appendCanonBytes is appendCanon of the string s holds.
+func appendCanonBytes(b []byte, s []byte) []byte {
+	b = append(b, 's')
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, ':')
+	return append(b, s...)
+}
+
+// appendCanonFloat is appendCanon of a number.
+func appendCanonFloat(b []byte, f float64) []byte {
+	if f == 0 {
+		f = 0 // fold -0 into 0
+	}
+	b = append(b, 'n')
+	b = strconv.AppendFloat(b, f, 'g', -1, 64)
+	return append(b, ';')
 }
 
 // containsFold reports whether s contains lowerNeedle, ignoring case.
