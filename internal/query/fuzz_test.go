@@ -25,6 +25,9 @@ func fuzzSeeds() []string {
 		`{"sort":[{"key":"l","desc":true},{"key":"m.a.b"}],"page":{"start":2,"limit":1},"only":["m.a.b","id","l.a"]}`,
 		`{"keyword":"ab","count_only":true}`,
 		`{"minimal":true,"sort":{"key":"t","desc":true}}`,
+		`{"filter":[{"k":"status","v":["SUCCESS","FAILURE"],"o":"in"},{"k":"created_at","v":"2024-03-01","o":"datetime_gte"}],
+		  "sort":[{"key":"created_at","desc":true},{"key":"created_count"}],"page":{"start":2,"limit":5},"keyword":"err"}`,
+		`{"filter_or":[{"k":"options.n","v":0,"o":"lte"},{"k":"created_count","v":[0,7],"o":"not_in"}],"page":{"limit":3}}`,
 	)
 	return seeds
 }
@@ -41,6 +44,12 @@ func statFuzzSeeds() []string {
 		`{"aggregate":[{"unwind":{"path":"l"}},{"group":{"keys":[{"key":"l","name":"v"}],"fields":[{"name":"n","operator":"count"}]}}]}`,
 		`{"aggregate":[{"unwind":{"path":"m.a.b"}},{"sort":{"key":"m.a.b"}}],"page":{"limit":1}}`,
 		`{"distinct":"m.a.b","page":{"start":1}}`,
+		`{"aggregate":[{"group":{"keys":[{"key":"status","name":"s"},{"key":"created_count","name":"n"},
+		  {"key":"created_at","name":"d","date_format":"%Y-%m-%d"}],"fields":[{"name":"c","operator":"count"}]}}]}`,
+		`{"filter":[{"k":"data_source_id","v":"ds-1","o":"not"}],"aggregate":[{"match":{"filter":[{"k":"created_count","v":0,"o":"gt"}]}},
+		  {"group":{"keys":[{"key":"options.account_id","name":"a"}],"fields":[{"key":"created_count","name":"s","operator":"sum"},
+		  {"key":"job_task_id","name":"f","operator":"first"}]}}],"page":{"limit":2}}`,
+		`{"distinct":"created_count"}`,
 	)
 	return seeds
 }
@@ -62,9 +71,10 @@ func FuzzQuery(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	recs := decodeRecords(f, fuzzRecords)
+	tasks := taskRecords(40, 2)
 	opts := testOpts()
-	opts.KeywordFields = []string{"s", "status", "m.a.b", "l"}
-	opts.MinimalFields = []string{"id", "m.a"}
+	opts.KeywordFields = []string{"s", "status", "m.a.b", "l", "error_code", "options.account_id"}
+	opts.MinimalFields = []string{"id", "m.a", "job_task_id", "created_at"}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		q, err := ParseQuery(data)
 		checkFuzzError(t, err)
@@ -92,6 +102,9 @@ func FuzzQuery(f *testing.F) {
 		if n != total {
 			t.Fatalf("Matcher selects %d records, Run counted %d", n, total)
 		}
+		// Tables answer as records.
+		diffQuery(t, recs, q, opts, string(data))
+		diffQuery(t, tasks, q, opts, string(data))
 	})
 }
 
@@ -101,6 +114,7 @@ func FuzzStatisticsQuery(f *testing.F) {
 	}
 	recs := decodeRecords(f, fuzzRecords+"")
 	recs = append(recs, decodeRecords(f, statRecords)...)
+	tasks := taskRecords(40, 2)
 	opts := testOpts()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		q, err := ParseStatisticsQuery(data)
@@ -118,5 +132,8 @@ func FuzzStatisticsQuery(f *testing.F) {
 		if _, err := jsonMarshal(res); err != nil {
 			t.Fatalf("results do not marshal: %v", err)
 		}
+		// Tables answer as records.
+		diffStat(t, recs, q, opts, string(data))
+		diffStat(t, tasks, q, opts, string(data))
 	})
 }
