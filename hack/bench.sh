@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# `make bench`: the scale benchmark (test/bench) on a local control plane of its own
+# (cluster "bench", removed afterwards). Prints a Markdown table and writes
+# bench/results.json and bench/results.md (git-ignored). About 10 minutes on 2 cores.
+#
+# Environment: BENCH_MANAGER_ARGS adds flags to the manager (e.g. "--kube-api-qps=400").
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+"$root/hack/kube-build.sh" >/dev/null
+start=$SECONDS
+# -v for the progress lines; the test's own framing (=== RUN, --- PASS) is dropped.
+BENCH=1 go test -count=1 -timeout 60m -run '^TestBenchmark$' -v ./test/bench/ |
+  grep --line-buffered -v -E '^(=== RUN|--- PASS|PASS$|ok )'
+echo "bench: done in $((SECONDS - start))s"

@@ -1,0 +1,861 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+	"github.com/costops/cost-analysis-operator/test/e2e/framework"
+)
+
+// planWorkers is the manager's --plan-workers default: the plain client's concurrency.
+const planWorkers = 32
+
+// fakeDuration is the kwok stages' annotation for a task pod's run time.
+const fakeDuration = "cost-analysis.costops.dev/fake-duration"
+
+var scheme = kruntime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(costv1.AddToScheme(scheme))
+}
+
+type bench struct {
+	t   *testing.T
+	env *framework.Env
+	c   client.WithWatch
+	ctx context.Context
+	// dir receives the results and the manager's CPU profiles.
+	dir       string
+	pprofAddr string
+	kcmURL    string
+	// peakKiB is the manager's highest VmHWM over its runs (it is restarted between
+	// measures).
+	peakKiB int64
+}
+
+// Results is what bench/results.json holds.
+type Results struct {
+	Date        time.Time         `json:"date"`
+	Machine     string            `json:"machine"`
+	ManagerArgs []string          `json:"managerArgs"`
+	FanOut      []FanOut          `json:"fanOut"`
+	EndToEnd    EndToEnd          `json:"endToEnd"`
+	Latency     Latency           `json:"completionLatency"`
+	Cost        Cost              `json:"cost"`
+	Notes       []string          `json:"notes"`
+	Profiles    []string          `json:"profiles"`
+	Goals       map[string]string `json:"goals"`
+}
+
+type FanOut struct {
+	Tasks int `json:"tasks"`
+	// ManagerWritesPerSecond is the manager's API write rate during the fan-out (its
+	// client-side limit is --kube-api-qps).
+	ManagerWritesPerSecond float64 `json:"managerWritesPerSecond"`
+	Parallelism            int     `json:"parallelism"`
+	OperatorSeconds        float64 `json:"operatorSeconds"`
+	PlainClientSecond      float64 `json:"plainClientSeconds"`
+	PlainClientWorker      int     `json:"plainClientWorkers"`
+	// Ratio is the operator's rate over the plain client's (goal >= 0.8).
+	Ratio float64 `json:"ratio"`
+}
+
+type EndToEnd struct {
+	Tasks           int     `json:"tasks"`
+	Parallelism     int     `json:"parallelism"`
+	OperatorSeconds float64 `json:"operatorSeconds"`
+	IndexedSeconds  float64 `json:"indexedJobSeconds"`
+	// ControllerManagerWritesPerTask and ...PerPod are the kube-controller-manager's
+	// API writes per task of the operator's run and per pod of the Indexed Job.
+	ControllerManagerWritesPerTask float64 `json:"controllerManagerWritesPerTask"`
+	ControllerManagerWritesPerPod  float64 `json:"controllerManagerWritesPerPod"`
+	// Ratio is the operator's time over the Indexed Job's (goal <= 1.5).
+	Ratio float64 `json:"ratio"`
+}
+
+type Latency struct {
+	Jobs int `json:"jobs"`
+	// Operator: last batch Job Complete -> Job SUCCESS, as seen by a watch, in ms.
+	OperatorP50, OperatorP99 float64
+	// Upstream: pod Succeeded -> its batch Job Complete (the Job controller), in ms.
+	UpstreamP50, UpstreamP99 float64
+	UpstreamSamples          int
+}
+
+type Cost struct {
+	Tasks          int            `json:"tasks"`
+	Writes         int            `json:"writes"`
+	WritesByMethod map[string]int `json:"writesByMethod"`
+	WritesPerTask  float64        `json:"writesPerTask"`
+	// WritesByResource are the API server's write counts of the run for the kinds
+	// only the manager writes (JobTasks, their status, the Jobs' status), per task.
+	WritesByResource  map[string]float64 `json:"writesPerTaskByResource"`
+	CPUSecondsPer1000 float64            `json:"cpuSecondsPer1000Tasks"`
+	PeakRSSMiB        float64            `json:"peakRSSMiB"`
+	LiveTasks         int                `json:"liveTasks"`
+	RSSPerLiveTaskKiB float64            `json:"rssPerLiveTaskKiB"`
+	// HeapPerLiveTaskKiB is the growth of the manager's in-use heap per live task.
+	HeapPerLiveTaskKiB float64 `json:"heapPerLiveTaskKiB"`
+}
+
+// TestBenchmark runs the whole benchmark. Figures are printed and written, never
+// asserted: a missed goal is reported, it does not fail the test.
+func TestBenchmark(t *testing.T) {
+	if os.Getenv("BENCH") == "" {
+		t.Skip("the scale benchmark runs only with BENCH=1 (`make bench`, about 10 minutes)")
+	}
+	ctx := context.Background()
+	pprofPort, err := framework.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--plan-retry-window=1m", "--pprof-bind-address=" + framework.LoopbackAddr(pprofPort)}
+	if extra := strings.Fields(os.Getenv("BENCH_MANAGER_ARGS")); len(extra) > 0 {
+		args = append(args, extra...)
+	}
+	env, skip, err := framework.Start(ctx, framework.Options{ClusterName: "bench", ManagerArgs: args})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skip != "" {
+		t.Skip(skip)
+	}
+	defer func() {
+		if t.Failed() {
+			env.Fail()
+		}
+		env.Stop()
+	}()
+	cfg, err := clientcmd.BuildConfigFromFlags("", env.Cluster.Kubeconfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = -1, 0 // the plain client: no client-side limit, the apiserver's own
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcmURL, err := env.Cluster.ControllerManagerMetricsURL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bench{t: t, env: env, c: c, ctx: ctx, dir: filepath.Join(env.Root, "bench"),
+		pprofAddr: framework.LoopbackAddr(pprofPort), kcmURL: kcmURL}
+	if err := os.MkdirAll(b.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	res := Results{Date: time.Now().UTC(), Machine: machine(), ManagerArgs: env.Manager.Args}
+	b.warmUp()
+
+	// Fan-out, memory per live task on the largest.
+	for _, n := range []int{1000, 10000} {
+		res.FanOut = append(res.FanOut, b.fanOut(n, &res.Cost))
+	}
+	// End to end, with the cost of a whole run.
+	res.EndToEnd = b.endToEnd(1000, 100, &res.Cost)
+	res.Latency = b.latency(20)
+	b.notePeak()
+	res.Cost.PeakRSSMiB = float64(b.peakKiB) / 1024
+	res.Profiles = b.profiles()
+
+	res.Goals, res.Notes = judge(&res)
+	md := markdown(&res)
+	fmt.Println()
+	fmt.Println(md)
+	dir := b.dir
+	js, _ := json.MarshalIndent(res, "", "  ")
+	for name, data := range map[string][]byte{"results.json": append(js, '\n'), "results.md": []byte(md)} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fmt.Printf("bench: wrote %s and %s\n", filepath.Join(dir, "results.json"), filepath.Join(dir, "results.md"))
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Printf("bench: %s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// namespace creates a namespace and waits for its default ServiceAccount.
+func (b *bench) namespace(name string) string {
+	b.t.Helper()
+	if err := b.c.Create(b.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+		b.t.Fatal(err)
+	}
+	b.poll(time.Minute, "the default ServiceAccount of "+name, func() bool {
+		return b.c.Get(b.ctx, client.ObjectKey{Namespace: name, Name: "default"}, &corev1.ServiceAccount{}) == nil
+	})
+	return name
+}
+
+// cleanUp deletes namespaces with the manager stopped, so that it does not react to
+// what goes (stopping 10,000 tasks one by one), waits until they are gone and starts
+// the manager again: the next measure starts on a quiet cluster and a fresh manager.
+func (b *bench) cleanUp(names ...string) {
+	b.t.Helper()
+	b.notePeak()
+	if err := b.env.Manager.Stop(10 * time.Second); err != nil {
+		b.t.Fatal(err)
+	}
+	b.deleteNamespaces(names...)
+	if err := b.env.StartManager(b.ctx); err != nil {
+		b.t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // its caches fill
+}
+
+// notePeak records the manager's VmHWM before it is stopped.
+func (b *bench) notePeak() {
+	if st, err := procStatus(b.env.Manager.Pid()); err == nil {
+		b.peakKiB = max(b.peakKiB, st["VmHWM"])
+	}
+}
+
+// deleteNamespaces deletes namespaces and waits until they are gone.
+func (b *bench) deleteNamespaces(names ...string) {
+	b.t.Helper()
+	start := time.Now()
+	for _, n := range names {
+		if err := b.c.Delete(b.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}); err != nil && !apierrors.IsNotFound(err) {
+			b.t.Fatal(err)
+		}
+	}
+	b.poll(10*time.Minute, "namespaces gone", func() bool {
+		for _, n := range names {
+			if err := b.c.Get(b.ctx, client.ObjectKey{Name: n}, &corev1.Namespace{}); !apierrors.IsNotFound(err) {
+				return false
+			}
+		}
+		return true
+	})
+	b.logf("deleted namespaces %v in %s", names, time.Since(start).Round(100*time.Millisecond))
+}
+
+func (b *bench) poll(timeout time.Duration, what string, ok func() bool) {
+	b.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// dataSource creates a Secret and a DataSource of the sample plugin planning n tasks,
+// whose task pods run for duration.
+func (b *bench) dataSource(ns string, n int, duration string) {
+	b.t.Helper()
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns}, StringData: map[string]string{"api_key": "bench"}}
+	ds := &costv1.DataSource{
+		ObjectMeta: metav1.ObjectMeta{Name: "billing", Namespace: ns},
+		Spec: costv1.DataSourceSpec{
+			Plugin: costv1.PluginSpec{Endpoint: b.env.PluginAddr, SecretRef: &costv1.LocalObjectReference{Name: "creds"},
+				Options: &kruntime.RawExtension{Raw: []byte(fmt.Sprintf(`{"tasks":%d}`, n))}},
+			Collector: costv1.CollectorSpec{Image: "ghcr.io/costops/cost-analysis-collector:bench",
+				PodAnnotations: map[string]string{fakeDuration: duration}},
+		},
+	}
+	for _, o := range []client.Object{sec, ds} {
+		if err := b.c.Create(b.ctx, o); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+}
+
+func (b *bench) createJob(ns, name string, parallelism int32) *costv1.Job {
+	b.t.Helper()
+	j := &costv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: costv1.JobSpec{DataSourceRef: costv1.LocalObjectReference{Name: "billing"}, Parallelism: &parallelism,
+			Timeout: &metav1.Duration{Duration: time.Hour}},
+	}
+	if err := b.c.Create(b.ctx, j); err != nil {
+		b.t.Fatal(err)
+	}
+	return j
+}
+
+// fanOut times a Job of n tasks from its creation until all n JobTasks exist, and n
+// JobTasks of the same shape created by a plain client with the planner's
+// concurrency, the apiserver's own limit.
+func (b *bench) fanOut(n int, cost *Cost) FanOut {
+	b.t.Helper()
+	const parallelism = 200
+	res := FanOut{Tasks: n, Parallelism: parallelism, PlainClientWorker: planWorkers}
+
+	// The plain client.
+	base := b.namespace(fmt.Sprintf("baseline-%d", n))
+	owner := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "owner", Namespace: base}}
+	if err := b.c.Create(b.ctx, owner); err != nil {
+		b.t.Fatal(err)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	work := make(chan int)
+	var errs sync.Map
+	for range planWorkers {
+		wg.Go(func() {
+			for i := range work {
+				if err := b.c.Create(b.ctx, baselineTask(base, owner, i)); err != nil {
+					errs.Store(i, err)
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	res.PlainClientSecond = time.Since(start).Seconds()
+	errs.Range(func(k, v any) bool { b.t.Fatalf("plain client, object %v: %v", k, v); return false })
+	b.logf("fan-out %d: plain client (%d workers, no client-side limit) created %d JobTasks in %.2fs (%.0f/s)",
+		n, planWorkers, n, res.PlainClientSecond, float64(n)/res.PlainClientSecond)
+	b.cleanUp(base)
+
+	// The operator. Its task pods keep running, so the plan is measured, not the run.
+	ns := b.namespace(fmt.Sprintf("fanout-%d", n))
+	b.dataSource(ns, n, "1h")
+	time.Sleep(2 * time.Second) // let the DataSource's verify pass
+	before := b.memory()
+	done := b.countCreated(ns, n)
+	w0 := b.writes()
+	if n == 10000 {
+		b.profile(fmt.Sprintf("manager-fanout-%d.cpu.pprof", n), 30*time.Second)
+	}
+	start = time.Now()
+	b.createJob(ns, "run", parallelism)
+	var at time.Time
+	select {
+	case at = <-done:
+	case <-time.After(15 * time.Minute):
+		b.t.Fatalf("fan-out %d: the JobTasks are not all there after 15 minutes", n)
+	}
+	res.OperatorSeconds = at.Sub(start).Seconds()
+	res.Ratio = res.PlainClientSecond / res.OperatorSeconds
+	res.ManagerWritesPerSecond = float64(sum(b.writes())-sum(w0)) / time.Since(start).Seconds()
+	b.logf("fan-out %d: the operator created %d JobTasks in %.2fs (%.0f/s): %.2f of the plain client's rate; the manager wrote %.0f/s",
+		n, n, res.OperatorSeconds, float64(n)/res.OperatorSeconds, res.Ratio, res.ManagerWritesPerSecond)
+
+	if n >= cost.LiveTasks {
+		time.Sleep(5 * time.Second) // the manager settles: admission, the first batch Jobs
+		after := b.memory()
+		b.heapProfile(fmt.Sprintf("manager-fanout-%d.heap.pprof", n))
+		cost.LiveTasks = n
+		cost.RSSPerLiveTaskKiB = float64(after.rssKiB-before.rssKiB) / float64(n)
+		cost.HeapPerLiveTaskKiB = (after.heapInuse - before.heapInuse) / 1024 / float64(n)
+		b.logf("manager memory with %d live tasks: RSS %d -> %d KiB (%.2f KiB per task), heap in use %.1f -> %.1f MiB (%.2f KiB per task)",
+			n, before.rssKiB, after.rssKiB, cost.RSSPerLiveTaskKiB, before.heapInuse/(1<<20), after.heapInuse/(1<<20), cost.HeapPerLiveTaskKiB)
+	}
+	b.cleanUp(ns)
+	return res
+}
+
+// baselineTask is a JobTask like the planner's (labels, task digest, owner, options)
+// that no Job runs: its owner is a ConfigMap and its Job does not exist.
+func baselineTask(ns string, owner *corev1.ConfigMap, i int) *costv1.JobTask {
+	return &costv1.JobTask{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: fmt.Sprintf("run-%d", i), Namespace: ns,
+			Labels:          map[string]string{costv1.LabelJob: "run", costv1.LabelDataSource: "billing"},
+			Annotations:     map[string]string{costv1.AnnotationTaskHash: "0123456789abcdef"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: owner.Name, UID: owner.UID}},
+		},
+		Spec: costv1.JobTaskSpec{
+			JobRef: costv1.LocalObjectReference{Name: "run"}, DataSourceRef: costv1.LocalObjectReference{Name: "billing"}, Index: int32(i),
+			TaskOptions: kruntime.RawExtension{Raw: []byte(fmt.Sprintf(`{"account_id":"account-a","index":%d,"month":"2026-11"}`, i))},
+		},
+	}
+}
+
+// countCreated watches the JobTasks of ns and sends the time the n-th one appeared.
+func (b *bench) countCreated(ns string, n int) <-chan time.Time {
+	b.t.Helper()
+	w, err := b.c.Watch(b.ctx, &costv1.JobTaskList{}, client.InNamespace(ns))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	done := make(chan time.Time, 1)
+	go func() {
+		defer w.Stop()
+		seen := map[string]bool{}
+		for ev := range w.ResultChan() {
+			if ev.Type != watch.Added {
+				continue
+			}
+			seen[ev.Object.(*costv1.JobTask).Name] = true
+			if len(seen) == n {
+				done <- time.Now()
+				return
+			}
+		}
+	}()
+	return done
+}
+
+// endToEnd times a Job of n tasks from creation to SUCCESS, and the upstream Indexed
+// Job of n completions at the same parallelism, their pods completing at once (kwok's
+// default stages; the task pods with fake-duration 0s).
+func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
+	b.t.Helper()
+	res := EndToEnd{Tasks: n, Parallelism: int(parallelism)}
+
+	ns := b.namespace(fmt.Sprintf("e2e-%d", n))
+	b.dataSource(ns, n, "0s")
+	time.Sleep(2 * time.Second)
+	pid := b.env.Manager.Pid()
+	cpu0, err := procCPUSeconds(pid)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	w0, k0, a0 := b.writes(), b.controllerManagerWrites(), b.apiserverWrites()
+	b.profile(fmt.Sprintf("manager-run-%d.cpu.pprof", n), 60*time.Second)
+	start := time.Now()
+	b.createJob(ns, "run", parallelism)
+	var j costv1.Job
+	b.poll(30*time.Minute, "the Job's SUCCESS", func() bool {
+		if err := b.c.Get(b.ctx, client.ObjectKey{Namespace: ns, Name: "run"}, &j); err != nil {
+			return false
+		}
+		if j.Status.Status.Finished() && j.Status.Status != costv1.JobSuccess {
+			b.t.Fatalf("the Job ended %s: %s", j.Status.Status, j.Status.ErrorMessage)
+		}
+		return j.Status.Status == costv1.JobSuccess
+	})
+	res.OperatorSeconds = time.Since(start).Seconds()
+	time.Sleep(3 * time.Second) // the DataSource's status, the last events
+	w1, k1, a1 := b.writes(), b.controllerManagerWrites(), b.apiserverWrites()
+	cpu1, err := procCPUSeconds(pid)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	cost.Tasks = n
+	cost.WritesByMethod = map[string]int{}
+	for m, v := range w1 {
+		if d := v - w0[m]; d > 0 {
+			cost.WritesByMethod[m] = d
+			cost.Writes += d
+		}
+	}
+	cost.WritesPerTask = float64(cost.Writes) / float64(n)
+	cost.CPUSecondsPer1000 = (cpu1 - cpu0) * 1000 / float64(n)
+	cost.WritesByResource = map[string]float64{}
+	for k, v := range a1 {
+		if strings.Contains(k, "cost-analysis.costops.dev") && v > a0[k] {
+			cost.WritesByResource[k] = float64(v-a0[k]) / float64(n)
+		}
+	}
+	res.ControllerManagerWritesPerTask = float64(sum(k1)-sum(k0)) / float64(n)
+	b.logf("end to end %d tasks, parallelism %d: the operator took %.1fs; %d API writes (%.2f per task, %v; per task by kind: %v), %.1f CPU seconds; kube-controller-manager: %.2f writes per task",
+		n, parallelism, res.OperatorSeconds, cost.Writes, cost.WritesPerTask, cost.WritesByMethod, cost.WritesByResource, cpu1-cpu0, res.ControllerManagerWritesPerTask)
+	b.cleanUp(ns)
+
+	ns = b.namespace(fmt.Sprintf("indexed-%d", n))
+	mode := batchv1.IndexedCompletion
+	completions := int32(n)
+	bj := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "indexed", Namespace: ns},
+		Spec: batchv1.JobSpec{
+			CompletionMode: &mode, Completions: &completions, Parallelism: &parallelism,
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers:    []corev1.Container{{Name: "work", Image: "ghcr.io/costops/cost-analysis-collector:bench"}},
+			}},
+		},
+	}
+	k0 = b.controllerManagerWrites()
+	start = time.Now()
+	if err := b.c.Create(b.ctx, bj); err != nil {
+		b.t.Fatal(err)
+	}
+	b.poll(30*time.Minute, "the Indexed Job's Complete", func() bool {
+		if err := b.c.Get(b.ctx, client.ObjectKeyFromObject(bj), bj); err != nil {
+			return false
+		}
+		return batchFinished(bj, batchv1.JobComplete) || batchFinished(bj, batchv1.JobFailed)
+	})
+	if batchFinished(bj, batchv1.JobFailed) {
+		b.t.Fatalf("the Indexed Job failed: %+v", bj.Status.Conditions)
+	}
+	res.IndexedSeconds = time.Since(start).Seconds()
+	res.Ratio = res.OperatorSeconds / res.IndexedSeconds
+	time.Sleep(2 * time.Second)
+	res.ControllerManagerWritesPerPod = float64(sum(b.controllerManagerWrites())-sum(k0)) / float64(n)
+	b.logf("end to end: the Indexed Job of %d completions took %.1fs (kube-controller-manager: %.2f writes per pod); the operator took %.2f times as long",
+		n, res.IndexedSeconds, res.ControllerManagerWritesPerPod, res.Ratio)
+	b.cleanUp(ns)
+	return res
+}
+
+func batchFinished(bj *batchv1.Job, t batchv1.JobConditionType) bool {
+	for _, c := range bj.Status.Conditions {
+		if c.Type == t && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// latency runs jobs small Jobs (2 tasks) one after the other and measures, from the
+// arrival of watch events: the last batch Job's Complete to the Job's SUCCESS (the
+// operator), and each pod's Succeeded to its batch Job's Complete (the upstream Job
+// controller).
+func (b *bench) latency(jobs int) Latency {
+	b.t.Helper()
+	ns := b.namespace("latency")
+	b.dataSource(ns, 2, "0s")
+	time.Sleep(2 * time.Second)
+
+	var mu sync.Mutex
+	podDone := map[string]time.Time{}   // batch Job name -> its pod's Succeeded
+	batchDone := map[string]time.Time{} // batch Job name -> Complete
+	jobDone := map[string]time.Time{}   // Job name -> SUCCESS
+	watchAll := func(list client.ObjectList, on func(obj kruntime.Object, at time.Time)) {
+		w, err := b.c.Watch(b.ctx, list, client.InNamespace(ns))
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		b.t.Cleanup(w.Stop)
+		go func() {
+			for ev := range w.ResultChan() {
+				at := time.Now()
+				mu.Lock()
+				on(ev.Object, at)
+				mu.Unlock()
+			}
+		}()
+	}
+	watchAll(&corev1.PodList{}, func(o kruntime.Object, at time.Time) {
+		p, ok := o.(*corev1.Pod)
+		if ok && p.Status.Phase == corev1.PodSucceeded {
+			if bj := p.Labels["job-name"]; bj != "" {
+				if _, seen := podDone[bj]; !seen {
+					podDone[bj] = at
+				}
+			}
+		}
+	})
+	watchAll(&batchv1.JobList{}, func(o kruntime.Object, at time.Time) {
+		bj, ok := o.(*batchv1.Job)
+		if ok && batchFinished(bj, batchv1.JobComplete) {
+			if _, seen := batchDone[bj.Name]; !seen {
+				batchDone[bj.Name] = at
+			}
+		}
+	})
+	watchAll(&costv1.JobList{}, func(o kruntime.Object, at time.Time) {
+		j, ok := o.(*costv1.Job)
+		if ok && j.Status.Status == costv1.JobSuccess {
+			if _, seen := jobDone[j.Name]; !seen {
+				jobDone[j.Name] = at
+			}
+		}
+	})
+	time.Sleep(time.Second) // the watches are open
+
+	var ours, upstream []float64
+	for i := range jobs {
+		name := fmt.Sprintf("run-%d", i)
+		b.createJob(ns, name, 2)
+		b.poll(5*time.Minute, name+" SUCCESS", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			_, ok := jobDone[name]
+			return ok
+		})
+		time.Sleep(200 * time.Millisecond)
+		mu.Lock()
+		var last time.Time
+		for k := range 2 {
+			bj := fmt.Sprintf("%s-%d", name, k)
+			c, ok := batchDone[bj]
+			if !ok {
+				continue
+			}
+			if c.After(last) {
+				last = c
+			}
+			if p, ok := podDone[bj]; ok {
+				upstream = append(upstream, ms(c.Sub(p)))
+			}
+		}
+		if !last.IsZero() {
+			ours = append(ours, ms(jobDone[name].Sub(last)))
+		}
+		mu.Unlock()
+	}
+	res := Latency{Jobs: jobs, UpstreamSamples: len(upstream)}
+	res.OperatorP50, res.OperatorP99 = percentile(ours, 50), percentile(ours, 99)
+	res.UpstreamP50, res.UpstreamP99 = percentile(upstream, 50), percentile(upstream, 99)
+	b.logf("completion latency over %d Jobs: operator p50 %.0fms p99 %.0fms; upstream Job controller p50 %.0fms p99 %.0fms (%d pods)",
+		len(ours), res.OperatorP50, res.OperatorP99, res.UpstreamP50, res.UpstreamP99, len(upstream))
+	b.cleanUp(ns)
+	return res
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// percentile is the nearest-rank percentile.
+func percentile(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	i := int(float64(len(s))*p/100+0.999999) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+type memory struct {
+	rssKiB    int64
+	heapInuse float64
+}
+
+func (b *bench) memory() memory {
+	var m memory
+	if st, err := procStatus(b.env.Manager.Pid()); err == nil {
+		m.rssKiB = st["VmRSS"]
+	}
+	m.heapInuse = b.metric("go_memstats_heap_inuse_bytes")["go_memstats_heap_inuse_bytes"]
+	return m
+}
+
+// writes are the manager's API requests other than GET, by method, so far.
+func (b *bench) writes() map[string]int {
+	return nonGET(b.metric("rest_client_requests_total"))
+}
+
+// controllerManagerWrites are the kube-controller-manager's API requests other than
+// GET, by method, so far.
+func (b *bench) controllerManagerWrites() map[string]int {
+	return nonGET(parseMetric(b.fetch(b.kcmURL), "rest_client_requests_total"))
+}
+
+// apiserverWrites are the API server's write requests so far, by
+// "resource[/subresource] VERB group".
+func (b *bench) apiserverWrites() map[string]int {
+	out, _, err := b.env.Kubectl.Run(b.ctx, "", "get", "--raw", "/metrics")
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	res := map[string]int{}
+	for series, v := range parseMetric(out, "apiserver_request_total") {
+		l := labels(series)
+		switch l["verb"] {
+		case "GET", "LIST", "WATCH", "":
+			continue
+		}
+		key := l["resource"]
+		if l["subresource"] != "" {
+			key += "/" + l["subresource"]
+		}
+		res[key+" "+l["verb"]+" "+l["group"]] += int(v)
+	}
+	return res
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func nonGET(series map[string]float64) map[string]int {
+	out := map[string]int{}
+	for s, v := range series {
+		if m := labels(s)["method"]; m != "" && m != "GET" {
+			out[m] += int(v)
+		}
+	}
+	return out
+}
+
+// labels parses the labels of a series `name{a="x",b="y"}`.
+func labels(series string) map[string]string {
+	out := map[string]string{}
+	i := strings.IndexByte(series, '{')
+	if i < 0 {
+		return out
+	}
+	for _, kv := range strings.Split(strings.TrimSuffix(series[i+1:], "}"), ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok {
+			out[k] = strings.Trim(v, `"`)
+		}
+	}
+	return out
+}
+
+// fetch GETs a metrics endpoint (the controller-manager's serves a self-signed
+// certificate on the loopback).
+func (b *bench) fetch(url string) string {
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback
+	resp, err := c.Get(url)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b.t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	return string(body)
+}
+
+// metric reads the series of one metric from the manager's metrics endpoint.
+func (b *bench) metric(name string) map[string]float64 {
+	return parseMetric(b.fetch("http://"+b.env.MetricsAddr+"/metrics"), name)
+}
+
+// parseMetric reads the series of one metric from Prometheus' text format.
+func parseMetric(body, name string) map[string]float64 {
+	out := map[string]float64{}
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, name) || (len(line) > len(name) && line[len(name)] != '{' && line[len(name)] != ' ') {
+			continue
+		}
+		sp := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[sp+1:], 64)
+		if err == nil {
+			out[line[:sp]] = v
+		}
+	}
+	return out
+}
+
+// procStatus reads the kB figures of /proc/<pid>/status (VmRSS, VmHWM, ...).
+func procStatus(pid int) (map[string]int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 2 && f[1] == "kB" {
+			if n, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+				out[k] = n
+			}
+		}
+	}
+	return out, nil
+}
+
+// procCPUSeconds is the process's user + system CPU time (/proc/<pid>/stat).
+func procCPUSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	// After the command: state is field 3 of stat, utime 14, stime 15.
+	ut, err1 := strconv.ParseFloat(f[11], 64)
+	st, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("parsing /proc/%d/stat", pid)
+	}
+	const userHZ = 100 // USER_HZ, fixed on Linux
+	return (ut + st) / userHZ, nil
+}
+
+func machine() string {
+	s := fmt.Sprintf("%d CPUs, %s/%s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		if line, _, ok := strings.Cut(string(b), "\n"); ok {
+			s += ", " + strings.Join(strings.Fields(line), " ")
+		}
+	}
+	return s
+}
+
+// warmUp creates and deletes a few hundred JobTasks, so that the first measure does
+// not pay for the API server's first writes of the kind.
+func (b *bench) warmUp() {
+	b.t.Helper()
+	ns := b.namespace("warm-up")
+	owner := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "owner", Namespace: ns}}
+	if err := b.c.Create(b.ctx, owner); err != nil {
+		b.t.Fatal(err)
+	}
+	for i := range 300 {
+		if err := b.c.Create(b.ctx, baselineTask(ns, owner, i)); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	b.deleteNamespaces(ns)
+}
+
+// profile saves a CPU profile of the manager over the next d, in the background.
+func (b *bench) profile(name string, d time.Duration) {
+	path := filepath.Join(b.dir, name)
+	go func() {
+		c := &http.Client{Timeout: d + 30*time.Second}
+		resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", b.pprofAddr, int(d.Seconds())))
+		if err != nil {
+			b.logf("profiling: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode == http.StatusOK {
+			err = os.WriteFile(path, data, 0o644)
+		}
+		if err != nil {
+			b.logf("profiling: %v (%s)", err, resp.Status)
+		}
+	}()
+}
+
+// heapProfile saves the manager's heap profile now.
+func (b *bench) heapProfile(name string) {
+	data := b.fetch(fmt.Sprintf("http://%s/debug/pprof/heap", b.pprofAddr))
+	if err := os.WriteFile(filepath.Join(b.dir, name), []byte(data), 0o644); err != nil {
+		b.logf("heap profile: %v", err)
+	}
+}
+
+// profiles lists the profiles written, for `go tool pprof bin/manager <file>`.
+func (b *bench) profiles() []string {
+	files, _ := filepath.Glob(filepath.Join(b.dir, "*.pprof"))
+	for i, f := range files {
+		files[i] = filepath.Join("bench", filepath.Base(f))
+	}
+	return files
+}
