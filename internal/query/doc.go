@@ -16,6 +16,10 @@
 // engine can; where that implementation is unclear or inconsistent the choice
 // made here is documented on the relevant type or function.
 //
+// Run takes records as maps; RunTable takes a Table, which reads records
+// through typed columns and an order (Compare) and gives the same answers
+// without a map per record, for callers that hold many typed objects.
+//
 // Every malformed query is reported as an *Error whose Key names the offending
 // part of the query (for example "query.filter[0].o"); IsInvalid tells such
 // errors apart so that an HTTP layer can answer them with a 400. No input,

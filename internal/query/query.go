@@ -401,8 +401,10 @@ func makeSortVal(v any, found bool) sortVal {
 	case rankNumber:
 		sv.f, _ = toFloat(v)
 	case rankString:
-		sv = stringSortVal(v.(string))
-		sv.v = v
+		sv.s = v.(string)
+		if t, ok := parseDateTime(sv.s); ok { // as stringSortVal
+			sv.rank, sv.t = rankDate, t
+		}
 	case rankDate:
 		sv.t = v.(time.Time).UTC()
 	}

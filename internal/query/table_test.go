@@ -471,11 +471,31 @@ func TestTableReadsOnlyWhatItNeeds(t *testing.T) {
 func TestContainsFoldMatchesToLower(t *testing.T) {
 	hay := []string{"", "a", "ABC", "Hello World", "SUCCESS", "ÄÖÜ ß", "İstanbul", "K", "\u212a", "abc\xff", "aBc-1_X"}
 	needles := []string{"", "a", "abc", "world", "succ", "äö", "i̇", "k", "ß", "\xff", "c-1_x", "zz"}
-	for _, h := range hay {
+	rng := rand.New(rand.NewSource(3))
+	random := func(alphabet string, n int) string {
+		b := make([]byte, rng.Intn(n+1))
+		for i := range b {
+			b[i] = alphabet[rng.Intn(len(alphabet))]
+		}
+		return string(b)
+	}
+	for range 5000 {
+		hay = append(hay, random("aAbBzZ@[`{-\x7f", 12))
+		needles = append(needles, strings.ToLower(random("aAbBzZ@[`{-", 3)))
+	}
+	hay = append(hay, strings.Repeat("Ab", 200)+"X", strings.Repeat("a", 256)+"B")
+	needles = append(needles, "abx", "ab", "ab"+"b")
+	for _, h := range hay[:300] {
 		for _, n := range needles {
 			if got, want := containsFold(h, n), strings.Contains(strings.ToLower(h), n); got != want {
-				t.Errorf("containsFold(%q, %q) = %v, want %v", h, n, got, want)
+				t.Fatalf("containsFold(%q, %q) = %v, want %v", h, n, got, want)
 			}
+		}
+	}
+	for i, h := range hay {
+		n := needles[i%len(needles)]
+		if got, want := containsFold(h, n), strings.Contains(strings.ToLower(h), n); got != want {
+			t.Fatalf("containsFold(%q, %q) = %v, want %v", h, n, got, want)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // maxLiteralSpan bounds how many dotted segments are joined back together
@@ -467,8 +468,53 @@ func containsFold(s, lowerNeedle string) bool {
 	if len(lowerNeedle) == 0 {
 		return true
 	}
-	// strings.ToLower does not allocate when s has no upper-case letters.
+	switch asciiCase(s) {
+	case asciiLower:
+		return strings.Contains(s, lowerNeedle)
+	case asciiUpper:
+		if len(s) > 256 {
+			break
+		}
+		// strings.ToLower only maps A-Z in an ASCII string: compare bytewise
+		// rather than allocate a lower-cased copy.
+		n := len(lowerNeedle)
+		for i := 0; i+n <= len(s); i++ {
+			j := 0
+			for ; j < n; j++ {
+				c := s[i+j]
+				if 'A' <= c && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				if c != lowerNeedle[j] {
+					break
+				}
+			}
+			if j == n {
+				return true
+			}
+		}
+		return false
+	}
 	return strings.Contains(strings.ToLower(s), lowerNeedle)
+}
+
+const (
+	asciiLower = iota // ASCII without upper-case letters
+	asciiUpper        // ASCII with upper-case letters
+	notASCII
+)
+
+func asciiCase(s string) int {
+	c := asciiLower
+	for i := 0; i < len(s); i++ {
+		switch b := s[i]; {
+		case b >= utf8.RuneSelf:
+			return notASCII
+		case 'A' <= b && b <= 'Z':
+			c = asciiUpper
+		}
+	}
+	return c
 }
 
 // Helpers to read parsed JSON objects.
