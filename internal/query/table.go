@@ -378,9 +378,11 @@ func (q *Query) RunTable(t *Table, opts RunOptions) (TableResult, error) {
 	}
 	lo, hi := pageBounds(total, q.start, q.limit)
 	var page []int32
-	if len(q.sort) > 0 {
+	switch {
+	case lo == hi: // an empty page: nothing to order
+	case len(q.sort) > 0:
 		page = r.sortRows(rows, q.sort, hi)[lo:hi]
-	} else {
+	default:
 		page = r.inOrder(rows, hi)[lo:hi]
 	}
 	only := q.only
