@@ -564,5 +564,6 @@ func ledgerJob(ctx context.Context, c client.Reader, job *costv1.Job, parallelis
 		UID:            job.UID,
 		Limit:          int(parallelism),
 		Running:        func() []string { return runningBatchJobs(ctx, c, job.Namespace, job.Name) },
+		Planned:        meta.IsStatusConditionTrue(job.Status.Conditions, costv1.ConditionPlanned),
 	}
 }

@@ -200,11 +200,11 @@ func (r *JobTaskReconciler) Reconcile(ctx context.Context, req reconcile.Request
 			return reconcile.Result{RequeueAfter: 2 * time.Second}, nil // recreated once gone
 		}
 	}
-	var pods []*corev1.Pod
-	if _, done := batchJobFinished(bj); done || task.Status.Status != costv1.TaskInProgress {
-		if pods, err = r.taskPods(ctx, r.client, task); err != nil {
-			return reconcile.Result{}, err
-		}
+	// The pods (from the cache) tell when the task started and, as soon as its pod
+	// succeeded, that it is done.
+	pods, err := r.taskPods(ctx, r.client, task)
+	if err != nil {
+		return reconcile.Result{}, err
 	}
 	st := observeTask(task.Status, bj, pods, now)
 	if st.Status.Finished() && !podsCaughtUp(bj, pods) {

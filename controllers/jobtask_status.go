@@ -53,6 +53,12 @@ func observeTask(old costv1.JobTaskStatus, bj *batchv1.Job, pods []*corev1.Pod, 
 	switch {
 	case finished && succeeded:
 		finishFromPods(&st, bj, pods, true, now)
+	case !finished && lastPod(pods, corev1.PodSucceeded) != nil:
+		// The task's one completion is in: the batch Job is certain to complete, and its
+		// Complete condition comes a sync (about a second) later. The task's result is
+		// the pod's; its slot goes to the next task now, as the upstream Job controller
+		// starts its next pod.
+		finishFromPods(&st, bj, pods, true, now)
 	case finished:
 		finishFromPods(&st, bj, pods, false, now)
 	case anyPodRunning(pods) || st.Status == costv1.TaskInProgress:
@@ -80,6 +86,11 @@ func finishFromPods(st *costv1.JobTaskStatus, bj *batchv1.Job, pods []*corev1.Po
 		if pod == nil {
 			failTask(st, costv1.ErrorTaskResult, "the batch Job completed but its pod is gone, so its result cannot be read")
 			return
+		}
+		if bj.Status.CompletionTime == nil {
+			if t := podFinish(pod); !t.IsZero() && containerTerminated(pod) != nil {
+				st.FinishedAt = &t
+			}
 		}
 		res, err := taskpod.ParseResult(terminationMessage(pod))
 		switch {

@@ -40,6 +40,8 @@ func TestObserveTask(t *testing.T) {
 		wantCreated int64
 		wantCode    string
 		wantMsg     string
+		// wantFinished is finishedAt (RFC 3339) when it must be the pod's finish time.
+		wantFinished string
 	}{
 		"a batch Job whose pod is not running yet leaves the task pending": {
 			bj: batchJob("", ""), pods: []*corev1.Pod{pod(corev1.PodPending, "", 0)}, wantState: "",
@@ -72,6 +74,18 @@ func TestObserveTask(t *testing.T) {
 			bj: batchJob(batchv1.JobFailed, "BackoffLimitExceeded"), pods: []*corev1.Pod{pod(corev1.PodFailed, "", 137)},
 			wantState: costv1.TaskFailure, wantCode: costv1.ErrorTaskPod, wantMsg: "exited with code 137",
 		},
+		"a succeeded pod ends the task before its batch Job's Complete condition": {
+			bj: batchJob("", ""), pods: []*corev1.Pod{pod(corev1.PodSucceeded, `{"created_count": 7}`, 0)},
+			wantState: costv1.TaskSuccess, wantCreated: 7, wantFinished: "2026-11-23T10:01:00Z",
+		},
+		"a succeeded pod with a malformed message fails the task before its batch Job completes": {
+			bj: batchJob("", ""), pods: []*corev1.Pod{pod(corev1.PodSucceeded, "done", 0)},
+			wantState: costv1.TaskFailure, wantCode: costv1.ErrorTaskResult, wantMsg: "not a JSON result object",
+		},
+		"a failed pod alone does not end the task: the batch Job may retry it": {
+			bj: batchJob("", ""), pods: []*corev1.Pod{pod(corev1.PodFailed, `{"error_code": "E", "error_message": "m"}`, 1)},
+			wantState: costv1.TaskInProgress,
+		},
 		"a batch Job past its deadline times the task out": {
 			bj: batchJob(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded), pods: []*corev1.Pod{pod(corev1.PodRunning, "", 0)},
 			wantState: costv1.TaskTimeout, wantCode: costv1.ErrorJobTimeout,
@@ -85,6 +99,9 @@ func TestObserveTask(t *testing.T) {
 			}
 			if tc.wantState.Finished() && st.FinishedAt == nil {
 				t.Fatalf("finishedAt not set")
+			}
+			if tc.wantFinished != "" && st.FinishedAt.UTC().Format(time.RFC3339) != tc.wantFinished {
+				t.Fatalf("finishedAt %v, want %s (the pod's finish)", st.FinishedAt, tc.wantFinished)
 			}
 			if tc.wantState != "" && (st.StartedAt == nil || st.Attempts != 1) {
 				t.Fatalf("startedAt %v attempts %d", st.StartedAt, st.Attempts)

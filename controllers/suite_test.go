@@ -217,7 +217,7 @@ type kubelet struct {
 	outcome func(bj *batchv1.Job) taskOutcome
 	mu      sync.Mutex
 	seen    map[string]bool
-	running int // batch Jobs with a live pod
+	running int // tasks with a live pod
 	peak    int
 }
 
@@ -280,11 +280,19 @@ func (k *kubelet) run(ctx context.Context, bj *batchv1.Job) {
 	k.running++
 	k.peak = max(k.peak, k.running)
 	k.mu.Unlock()
-	defer func() {
+	// The task stops running when its pod ends: counted down just before the pod's
+	// end is written (the operator may start the next task as soon as it sees it), or
+	// on any other way out.
+	stopped := false
+	stop := func() {
 		k.mu.Lock()
-		k.running--
-		k.mu.Unlock()
-	}()
+		defer k.mu.Unlock()
+		if !stopped {
+			stopped = true
+			k.running--
+		}
+	}
+	defer stop()
 	now := metav1.Now()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
@@ -334,6 +342,7 @@ func (k *kubelet) run(ctx context.Context, bj *batchv1.Job) {
 	if out.exit != 0 {
 		phase, reason = corev1.PodFailed, "Error"
 	}
+	stop()
 	pod.Status.Phase = phase
 	pod.Status.ContainerStatuses[0].Ready = false
 	pod.Status.ContainerStatuses[0].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{

@@ -28,6 +28,10 @@ type jobState struct {
 	running map[string]struct{}
 	waiting waitHeap
 	queued  map[string]int32 // task name -> index, mirrors waiting
+	// open is set once the Job's plan is complete (Offer, or a Job already Planned):
+	// until then tasks only queue, so the plan's creates have the API server to
+	// themselves and the first slots go to the lowest indexes of the whole plan.
+	open bool
 }
 
 // New returns a Ledger that calls wake (outside its lock) for each waiting task that
@@ -46,6 +50,9 @@ type Job struct {
 	// Running lists the tasks already holding a slot; it is called once, the first
 	// time the Ledger sees the Job, to rebuild its state from the cluster.
 	Running func() []string
+	// Planned says the Job's plan is complete (its Planned condition), as after a
+	// restart of the manager; a plan made by this process opens the Job with Offer.
+	Planned bool
 }
 
 func (l *Ledger) state(job Job) *jobState {
@@ -62,12 +69,14 @@ func (l *Ledger) state(job Job) *jobState {
 	if job.Limit > 0 {
 		s.limit = job.Limit
 	}
+	s.open = s.open || job.Planned
 	return s
 }
 
-// Admit reports whether the task may run now. Free slots go to the waiting tasks with
-// the lowest index, so tasks run in plan order; a task that may not run yet is
-// remembered and woken when a slot is handed to it, and the caller need not poll.
+// Admit reports whether the task may run now. No task runs before its Job's plan is
+// complete; then free slots go to the waiting tasks with the lowest index, so tasks
+// run in plan order. A task that may not run yet is remembered and woken when a slot
+// is handed to it, and the caller need not poll.
 func (l *Ledger) Admit(job Job, task string, index int32) bool {
 	l.mu.Lock()
 	s := l.state(job)
@@ -90,12 +99,13 @@ func (l *Ledger) Admit(job Job, task string, index int32) bool {
 	return admitted
 }
 
-// Offer queues a Job's tasks at once (the planner does, right after creating them),
-// so the first slots go to the lowest indexes rather than to whichever task's event
-// arrives first.
+// Offer queues a Job's tasks at once and opens the Job (the planner does, right after
+// creating them all), so the first slots go to the lowest indexes rather than to
+// whichever task's event arrives first.
 func (l *Ledger) Offer(job Job, tasks map[string]int32) {
 	l.mu.Lock()
 	s := l.state(job)
+	s.open = true
 	for name, index := range tasks {
 		if _, ok := s.running[name]; !ok {
 			s.enqueue(name, index)
@@ -163,7 +173,7 @@ func (l *Ledger) Running(job types.NamespacedName) int {
 // fill hands free slots to the waiting tasks with the lowest index.
 func (l *Ledger) fill(s *jobState) []string {
 	var woken []string
-	for len(s.running) < s.limit && len(s.waiting) > 0 {
+	for s.open && len(s.running) < s.limit && len(s.waiting) > 0 {
 		it := heap.Pop(&s.waiting).(waitItem)
 		if idx, ok := s.queued[it.name]; !ok || idx != it.index {
 			continue // released while waiting

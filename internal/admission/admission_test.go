@@ -10,7 +10,7 @@ import (
 
 func job(limit int, running ...string) Job {
 	return Job{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "job"}, UID: "u1", Limit: limit,
-		Running: func() []string { return running }}
+		Running: func() []string { return running }, Planned: true}
 }
 
 func TestLedger(t *testing.T) {
@@ -77,6 +77,26 @@ func TestLedger(t *testing.T) {
 				return []bool{l.Admit(j, "t5", 5), l.Admit(j, "t1", 1), l.Admit(j, "t0", 0)}
 			},
 			want: []bool{false, true, true}, wantWoken: []string{"t0", "t1"},
+		},
+		"no task runs before the plan is complete; Offer opens the Job in plan order": {
+			run: func(l *Ledger) []bool {
+				j := job(2)
+				j.Planned = false
+				a, b := l.Admit(j, "t3", 3), l.Admit(j, "t2", 2)
+				l.Offer(j, map[string]int32{"t0": 0, "t1": 1, "t2": 2, "t3": 3})
+				return []bool{a, b, l.Admit(j, "t0", 0), l.Admit(j, "t3", 3)}
+			},
+			want: []bool{false, false, true, false}, wantWoken: []string{"t0", "t1"},
+		},
+		"a Job already planned (a restart) admits without an Offer": {
+			run: func(l *Ledger) []bool {
+				j := job(1)
+				j.Planned = false
+				a := l.Admit(j, "t0", 0)
+				j.Planned = true
+				return []bool{a, l.Admit(j, "t0", 0)}
+			},
+			want: []bool{false, true},
 		},
 		"a Job recreated under the same name starts clean": {
 			run: func(l *Ledger) []bool {
