@@ -58,7 +58,7 @@ kube-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-schedule
 	hack/kube-build.sh
 
 .PHONY: test
-test: verify-generated vet kube-bins ## Run every test (unit, envtest against a real kube-apiserver) after checking generated files and go vet.
+test: verify-generated vet kube-bins ## Run every test (unit, envtest against a real kube-apiserver, the e2e suite on a local control plane) after checking generated files and go vet.
 	KUBEBUILDER_ASSETS="$(KUBE_BIN)" go test $(GOTEST_FLAGS) ./...
 
 .PHONY: bench-engine

@@ -13,12 +13,16 @@
 # default stages. State lives in .cluster/ (git-ignored): kwokctl's work dir in
 # .cluster/kwok, the kubeconfig in .cluster/kubeconfig.
 #
-# Environment: CLUSTER_NAME (default cost-analysis), CLUSTER_NODES (default 3).
+# Environment: CLUSTER_NAME (default cost-analysis), CLUSTER_NODES (default 3),
+# CLUSTER_KCM_QPS / CLUSTER_KCM_BURST (kube-controller-manager's client-side limits,
+# default 100 / 200).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CLUSTER_NAME=${CLUSTER_NAME:-cost-analysis}
 CLUSTER_NODES=${CLUSTER_NODES:-3}
+CLUSTER_KCM_QPS=${CLUSTER_KCM_QPS:-100}
+CLUSTER_KCM_BURST=${CLUSTER_KCM_BURST:-200}
 state="$root/.cluster"
 if [[ "$CLUSTER_NAME" == cost-analysis ]]; then
   kubeconfig="$state/kubeconfig"
@@ -177,6 +181,13 @@ cmd_up() {
     --kubeconfig "$kubeconfig"
     --wait 2m
     --timeout 3m
+  )
+  # kube-controller-manager's client-side limits default to 20 QPS (burst 30), which a
+  # few thousand batch Jobs and pods saturate for minutes; clusters that run batch work
+  # at scale raise them, and so does this one (CLUSTER_KCM_QPS, CLUSTER_KCM_BURST).
+  kwokctl_cmd+=(
+    --extra-args "kube-controller-manager=kube-api-qps=$CLUSTER_KCM_QPS"
+    --extra-args "kube-controller-manager=kube-api-burst=$CLUSTER_KCM_BURST"
   )
   # kube-apiserver derives its advertise address from the default route; a machine
   # without one (fully offline) needs it given.

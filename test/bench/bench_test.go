@@ -61,16 +61,18 @@ type bench struct {
 
 // Results is what bench/results.json holds.
 type Results struct {
-	Date        time.Time         `json:"date"`
-	Machine     string            `json:"machine"`
-	ManagerArgs []string          `json:"managerArgs"`
-	FanOut      []FanOut          `json:"fanOut"`
-	EndToEnd    EndToEnd          `json:"endToEnd"`
-	Latency     Latency           `json:"completionLatency"`
-	Cost        Cost              `json:"cost"`
-	Notes       []string          `json:"notes"`
-	Profiles    []string          `json:"profiles"`
-	Goals       map[string]string `json:"goals"`
+	Date        time.Time `json:"date"`
+	Machine     string    `json:"machine"`
+	ManagerArgs []string  `json:"managerArgs"`
+	// ControllerManagerArgs are the local control plane's kube-controller-manager flags.
+	ControllerManagerArgs []string          `json:"controllerManagerArgs"`
+	FanOut                []FanOut          `json:"fanOut"`
+	EndToEnd              EndToEnd          `json:"endToEnd"`
+	Latency               Latency           `json:"completionLatency"`
+	Cost                  Cost              `json:"cost"`
+	Notes                 []string          `json:"notes"`
+	Profiles              []string          `json:"profiles"`
+	Goals                 map[string]string `json:"goals"`
 }
 
 type FanOut struct {
@@ -120,7 +122,8 @@ type Cost struct {
 	PeakRSSMiB        float64            `json:"peakRSSMiB"`
 	LiveTasks         int                `json:"liveTasks"`
 	RSSPerLiveTaskKiB float64            `json:"rssPerLiveTaskKiB"`
-	// HeapPerLiveTaskKiB is the growth of the manager's in-use heap per live task.
+	// HeapPerLiveTaskKiB is the growth of the manager's live heap (after a GC) per
+	// live task.
 	HeapPerLiveTaskKiB float64 `json:"heapPerLiveTaskKiB"`
 }
 
@@ -171,6 +174,9 @@ func TestBenchmark(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := Results{Date: time.Now().UTC(), Machine: machine(), ManagerArgs: env.Manager.Args}
+	if res.ControllerManagerArgs, err = env.Cluster.ControllerManagerArgs(); err != nil {
+		t.Fatal(err)
+	}
 	b.warmUp()
 
 	// Fan-out, memory per live task on the largest.
@@ -370,9 +376,9 @@ func (b *bench) fanOut(n int, cost *Cost) FanOut {
 		b.heapProfile(fmt.Sprintf("manager-fanout-%d.heap.pprof", n))
 		cost.LiveTasks = n
 		cost.RSSPerLiveTaskKiB = float64(after.rssKiB-before.rssKiB) / float64(n)
-		cost.HeapPerLiveTaskKiB = (after.heapInuse - before.heapInuse) / 1024 / float64(n)
-		b.logf("manager memory with %d live tasks: RSS %d -> %d KiB (%.2f KiB per task), heap in use %.1f -> %.1f MiB (%.2f KiB per task)",
-			n, before.rssKiB, after.rssKiB, cost.RSSPerLiveTaskKiB, before.heapInuse/(1<<20), after.heapInuse/(1<<20), cost.HeapPerLiveTaskKiB)
+		cost.HeapPerLiveTaskKiB = (after.liveHeap - before.liveHeap) / 1024 / float64(n)
+		b.logf("manager memory with %d live tasks: RSS %d -> %d KiB (%.2f KiB per task), live heap %.1f -> %.1f MiB (%.2f KiB per task)",
+			n, before.rssKiB, after.rssKiB, cost.RSSPerLiveTaskKiB, before.liveHeap/(1<<20), after.liveHeap/(1<<20), cost.HeapPerLiveTaskKiB)
 	}
 	b.cleanUp(ns)
 	return res
@@ -634,16 +640,22 @@ func percentile(v []float64, p float64) float64 {
 }
 
 type memory struct {
-	rssKiB    int64
-	heapInuse float64
+	rssKiB int64
+	// liveHeap is the manager's heap after a garbage collection: what it holds, not
+	// what it has yet to collect.
+	liveHeap float64
 }
 
+// memory collects the manager's garbage (pprof's heap?gc=1 runs a GC first), gives
+// the Go runtime a moment to return freed pages, and reads its live heap and RSS.
 func (b *bench) memory() memory {
 	var m memory
+	_ = b.fetch(fmt.Sprintf("http://%s/debug/pprof/heap?gc=1", b.pprofAddr))
+	time.Sleep(2 * time.Second)
 	if st, err := procStatus(b.env.Manager.Pid()); err == nil {
 		m.rssKiB = st["VmRSS"]
 	}
-	m.heapInuse = b.metric("go_memstats_heap_inuse_bytes")["go_memstats_heap_inuse_bytes"]
+	m.liveHeap = b.metric("go_memstats_heap_alloc_bytes")["go_memstats_heap_alloc_bytes"]
 	return m
 }
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 )
 
 // DefaultClusterName is hack/cluster.sh's own default (make cluster-up, make demo).
@@ -71,4 +72,31 @@ func (c *Cluster) ControllerManagerMetricsURL() (string, error) {
 		return "", fmt.Errorf("no kubeControllerManagerPort in %s", path)
 	}
 	return "https://127.0.0.1:" + string(m[1]) + "/metrics", nil
+}
+
+// ControllerManagerArgs are the kube-controller-manager's flags, from kwokctl's record
+// of the cluster.
+func (c *Cluster) ControllerManagerArgs() ([]string, error) {
+	path := filepath.Join(c.Root, ".cluster", "kwok", "clusters", c.Name, "kwok.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	// kwok.yaml lists each component as "- args: [flags...] ... binary: .../<name>".
+	var args, out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		t := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "- args:"):
+			args = nil
+		case strings.HasPrefix(t, "- --"):
+			args = append(args, strings.TrimPrefix(t, "- "))
+		case strings.HasPrefix(t, "binary:") && strings.HasSuffix(t, "/kube-controller-manager"):
+			out = args
+		}
+	}
+	if out == nil {
+		return nil, fmt.Errorf("no kube-controller-manager in %s", path)
+	}
+	return out, nil
 }
