@@ -585,6 +585,10 @@ func TestBadRequestsGetSpaceONEErrors(t *testing.T) {
 			api.CodeInvalidParameter, "query.aggregate[0].group.fields[0].operator"},
 		"an unknown Job": {"/cost-analysis/v1/job/get", map[string]any{"domain_id": ns, "job_id": "nope"}, http.StatusNotFound,
 			api.CodeNotFound, "Resource cannot be found or access is denied. (job_id = nope)"},
+		"an unknown route": {"/cost-analysis/v1/job/list/all", map[string]any{"domain_id": ns}, http.StatusNotFound,
+			api.CodeNotFound, "No such route. (method = POST, path = /cost-analysis/v1/job/list/all)"},
+		"a GET route called with POST": {"/cost-analysis/v1/jobs", map[string]any{"domain_id": ns}, http.StatusMethodNotAllowed,
+			api.CodeMethodNotAllowed, "allowed = GET"},
 		"an unknown JobTask": {"/cost-analysis/v1/job-task/get", map[string]any{"domain_id": ns, "job_task_id": "nope-0"}, http.StatusNotFound,
 			api.CodeNotFound, "Resource cannot be found or access is denied. (job_task_id = nope-0)"},
 	}

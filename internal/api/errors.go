@@ -32,6 +32,8 @@ const (
 	CodeAuthenticateFailure = "ERROR_AUTHENTICATE_FAILURE"
 	CodePermissionDenied    = "ERROR_PERMISSION_DENIED"
 	CodeUnknown             = "ERROR_UNKNOWN"
+	// CodeMethodNotAllowed answers a route called with a method it does not take.
+	CodeMethodNotAllowed = "ERROR_METHOD_NOT_ALLOWED"
 )
 
 // Error is an answer other than 200 of the cost-analysis routes.

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -116,6 +117,25 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST "+v1+"/job-task/stat", s.spaceone(s.statJobTasks))
 	// Job metering.
 	mux.HandleFunc("GET /v5/{project_id}/jobs/{job_id}/metering", s.serveMetering)
+	// Anything else: a JSON error, as from every route, rather than the mux's text.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		var allowed []string
+		for _, m := range []string{http.MethodGet, http.MethodPost} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); m != r.Method && pattern != "/" {
+				allowed = append(allowed, m)
+			}
+		}
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Detail: errorDetail{Code: CodeMethodNotAllowed,
+				Message: fmt.Sprintf("Method not allowed. (method = %s, path = %s, allowed = %s)", r.Method, r.URL.Path, strings.Join(allowed, ", "))}})
+			return
+		}
+		writeJSON(w, http.StatusNotFound, errorBody{Detail: errorDetail{Code: CodeNotFound,
+			Message: fmt.Sprintf("No such route. (method = %s, path = %s)", r.Method, r.URL.Path)}})
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		mux.ServeHTTP(w, r)
