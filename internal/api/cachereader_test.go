@@ -148,3 +148,9 @@ func (r *indexerReader) List(_ context.Context, list client.ObjectList, opts ...
 	list.SetContinue("continue-not-supported")
 	return nil
 }
+
+// indexerStore is an informer's store over one of the indexerReader's indexers, as
+// the API reads a synced informer in place.
+type indexerStore struct{ toolscache.Indexer }
+
+func (indexerStore) HasSynced() bool { return true }

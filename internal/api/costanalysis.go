@@ -109,9 +109,26 @@ func (s *Server) cancelJob(ctx context.Context, c *call) (any, error) {
 // jobs lists the namespace's Jobs that pass the JobQuery's filter fields, in the
 // cache's order.
 func (s *Server) jobs(ctx context.Context, ns, jobID, status, dataSourceID string) ([]*costv1.Job, error) {
-	opts := []client.ListOption{client.InNamespace(ns), client.UnsafeDisableDeepCopy}
+	keep := func(j *costv1.Job) bool {
+		return (jobID == "" || j.Name == jobID) && (status == "" || jobStatus(j) == status) &&
+			(dataSourceID == "" || j.Spec.DataSourceRef.Name == dataSourceID)
+	}
+	field := ""
 	if dataSourceID != "" {
-		opts = append(opts, client.MatchingFields{indexes.JobDataSource: dataSourceID})
+		field = indexes.JobDataSource
+	}
+	if objs, ok := fromStore(s.jobStore, ns, field, dataSourceID); ok {
+		jobs := make([]*costv1.Job, 0, len(objs))
+		for _, o := range objs {
+			if j, isJob := o.(*costv1.Job); isJob && keep(j) {
+				jobs = append(jobs, j)
+			}
+		}
+		return jobs, nil
+	}
+	opts := []client.ListOption{client.InNamespace(ns), client.UnsafeDisableDeepCopy}
+	if field != "" {
+		opts = append(opts, client.MatchingFields{field: dataSourceID})
 	}
 	var list costv1.JobList
 	if err := s.reader.List(ctx, &list, opts...); err != nil {
@@ -119,12 +136,9 @@ func (s *Server) jobs(ctx context.Context, ns, jobID, status, dataSourceID strin
 	}
 	jobs := make([]*costv1.Job, 0, len(list.Items))
 	for i := range list.Items {
-		j := &list.Items[i]
-		if (jobID != "" && j.Name != jobID) || (status != "" && jobStatus(j) != status) ||
-			(dataSourceID != "" && j.Spec.DataSourceRef.Name != dataSourceID) {
-			continue
+		if j := &list.Items[i]; keep(j) {
+			jobs = append(jobs, j)
 		}
-		jobs = append(jobs, j)
 	}
 	return jobs, nil
 }
@@ -226,9 +240,26 @@ func (s *Server) getJobTask(ctx context.Context, c *call) (any, error) {
 // jobTasks lists the namespace's JobTasks that pass the JobTaskQuery's filter fields,
 // in the cache's order.
 func (s *Server) jobTasks(ctx context.Context, ns, taskID, status, jobID, dataSourceID string) ([]*costv1.JobTask, error) {
-	opts := []client.ListOption{client.InNamespace(ns), client.UnsafeDisableDeepCopy}
+	keep := func(t *costv1.JobTask) bool {
+		return (taskID == "" || t.Name == taskID) && (status == "" || jobTaskStatus(t) == status) &&
+			(jobID == "" || t.Spec.JobRef.Name == jobID) && (dataSourceID == "" || t.Spec.DataSourceRef.Name == dataSourceID)
+	}
+	field := ""
 	if jobID != "" {
-		opts = append(opts, client.MatchingFields{indexes.JobTaskJob: jobID})
+		field = indexes.JobTaskJob
+	}
+	if objs, ok := fromStore(s.taskStore, ns, field, jobID); ok {
+		tasks := make([]*costv1.JobTask, 0, len(objs))
+		for _, o := range objs {
+			if t, isTask := o.(*costv1.JobTask); isTask && keep(t) {
+				tasks = append(tasks, t)
+			}
+		}
+		return tasks, nil
+	}
+	opts := []client.ListOption{client.InNamespace(ns), client.UnsafeDisableDeepCopy}
+	if field != "" {
+		opts = append(opts, client.MatchingFields{field: jobID})
 	}
 	var list costv1.JobTaskList
 	if err := s.reader.List(ctx, &list, opts...); err != nil {
@@ -236,12 +267,9 @@ func (s *Server) jobTasks(ctx context.Context, ns, taskID, status, jobID, dataSo
 	}
 	tasks := make([]*costv1.JobTask, 0, len(list.Items))
 	for i := range list.Items {
-		t := &list.Items[i]
-		if (taskID != "" && t.Name != taskID) || (status != "" && jobTaskStatus(t) != status) ||
-			(jobID != "" && t.Spec.JobRef.Name != jobID) || (dataSourceID != "" && t.Spec.DataSourceRef.Name != dataSourceID) {
-			continue
+		if t := &list.Items[i]; keep(t) {
+			tasks = append(tasks, t)
 		}
-		tasks = append(tasks, t)
 	}
 	return tasks, nil
 }

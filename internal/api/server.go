@@ -61,12 +61,15 @@ func (o Options) Enabled() bool { return o.BindAddress != "" && o.BindAddress !=
 
 // Server is the HTTP API. It is a manager.Runnable that runs on every replica.
 type Server struct {
-	reader  client.Reader
-	writer  client.Client
-	auth    Authenticator
-	opts    Options
-	log     logr.Logger
-	handler http.Handler
+	reader client.Reader
+	// jobStore and taskStore are the cache's informers, read in place (inplace.go);
+	// nil: read through reader.List.
+	jobStore, taskStore Store
+	writer              client.Client
+	auth                Authenticator
+	opts                Options
+	log                 logr.Logger
+	handler             http.Handler
 }
 
 var (
@@ -81,6 +84,7 @@ func New(reader client.Reader, writer client.Client, auth Authenticator, opts Op
 		opts.Now = time.Now
 	}
 	s := &Server{reader: reader, writer: writer, auth: auth, opts: opts, log: ctrl.Log.WithName("api")}
+	s.jobStore, s.taskStore = storesOf(reader)
 	s.handler = s.routes()
 	return s
 }
