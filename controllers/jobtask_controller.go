@@ -172,7 +172,11 @@ func (r *JobTaskReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, r.stopTask(ctx, task, job, now)
 	}
 	if job.Status.Status == "" {
-		return reconcile.Result{}, nil // the Job has not started; its start will plan us
+		// A JobTask exists only once its Job has started (the plan writes the Job's
+		// status before creating tasks): this is the cache running behind that write.
+		// Look again shortly; the ledger may already hold a slot for this task, and
+		// no other event would bring it back.
+		return reconcile.Result{RequeueAfter: 500 * time.Millisecond}, nil
 	}
 
 	bj := &batchv1.Job{}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+	"github.com/costops/cost-analysis-operator/test/e2e/framework"
 )
 
 // The kwok stages' pod annotations (hack/kwok/stages.yaml) that decide what a task's
@@ -42,6 +44,11 @@ func setup(t *testing.T) *kube {
 	if skipReason != "" {
 		t.Skip(skipReason)
 	}
+	sourcesNoted.Do(func() {
+		if err := framework.NoteSources(env.Root); err != nil {
+			t.Fatal(err)
+		}
+	})
 	k := &kube{t: t, ns: namespaceFor(t.Name())}
 	k.kubectl("create", "namespace", k.ns)
 	// Pods need the namespace's default ServiceAccount, which the controller-manager makes.
@@ -58,6 +65,10 @@ func setup(t *testing.T) *kube {
 	})
 	return k
 }
+
+// sourcesNoted makes the first test look at the sources the suite's binaries are
+// built from, so that go test reruns a cached suite when they change.
+var sourcesNoted sync.Once
 
 var nonName = regexp.MustCompile(`[^a-z0-9]+`)
 
