@@ -107,15 +107,20 @@ func TestSampleRunsToSuccess(t *testing.T) {
 	if !slices.Equal(names, want) {
 		t.Errorf("JobTasks %v, want %v", names, want)
 	}
-	bjs := k.batchJobs(name)
-	if len(bjs) != int(n) {
-		t.Errorf("%d batch Jobs, want %d", len(bjs), n)
-	}
-	for _, bj := range bjs {
-		if len(bj.OwnerReferences) != 1 || bj.OwnerReferences[0].Kind != "JobTask" || bj.OwnerReferences[0].Name != bj.Name || !batchComplete(&bj) {
-			t.Errorf("batch Job %s: owners %v, conditions %v: want it owned by its JobTask and Complete", bj.Name, bj.OwnerReferences, bj.Status.Conditions)
+	// A task ends when its pod succeeds; its batch Job's Complete condition follows
+	// from the upstream Job controller (about a second later).
+	k.eventually(30*time.Second, func() error {
+		bjs := k.batchJobs(name)
+		if len(bjs) != int(n) {
+			return fmt.Errorf("%d batch Jobs, want %d", len(bjs), n)
 		}
-	}
+		for _, bj := range bjs {
+			if len(bj.OwnerReferences) != 1 || bj.OwnerReferences[0].Kind != "JobTask" || bj.OwnerReferences[0].Name != bj.Name || !batchComplete(&bj) {
+				return fmt.Errorf("batch Job %s: owners %v, conditions %v: want it owned by its JobTask and Complete", bj.Name, bj.OwnerReferences, bj.Status.Conditions)
+			}
+		}
+		return nil
+	})
 }
 
 func batchComplete(bj *batchv1.Job) bool {
