@@ -42,33 +42,8 @@ func (s *Server) runOptions(base query.RunOptions) query.RunOptions {
 
 // getJob: Job get (GetJobRequest → JobInfo).
 func (s *Server) getJob(ctx context.Context, c *call) (any, error) {
-	ns, err := c.params.domainID()
-	if err != nil {
-		return nil, err
-	}
-	id, err := c.params.str("job_id", true)
-	if err != nil {
-		return nil, err
-	}
-	only, err := c.params.only()
-	if err != nil {
-		return nil, err
-	}
-	if err := s.authorize(ctx, c, Access{Verb: "get", Resource: ResourceJobs, Namespace: ns, Name: id}); err != nil {
-		return nil, err
-	}
 	var j costv1.Job
-	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: id}, &j); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, errNotFound("job_id", id)
-		}
-		return nil, err
-	}
-	info := NewJobInfo(&j)
-	if len(only) > 0 {
-		return trim(info.Record(), only), nil
-	}
-	return info, nil
+	return s.getOne(ctx, c, ResourceJobs, "job_id", &j, func() recorder { info := NewJobInfo(&j); return &info })
 }
 
 // cancelJob: Job cancel (JobRequest → JobInfo). It sets spec.cancel; the Job
@@ -86,10 +61,7 @@ func (s *Server) cancelJob(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	var j costv1.Job
-	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: id}, &j); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, errNotFound("job_id", id)
-		}
+	if err := s.fetch(ctx, ns, "job_id", id, &j); err != nil {
 		return nil, err
 	}
 	if j.Status.Status != costv1.JobInProgress {
@@ -109,38 +81,12 @@ func (s *Server) cancelJob(ctx context.Context, c *call) (any, error) {
 // jobs lists the namespace's Jobs that pass the JobQuery's filter fields, in the
 // cache's order.
 func (s *Server) jobs(ctx context.Context, ns, jobID, status, dataSourceID string) ([]*costv1.Job, error) {
-	keep := func(j *costv1.Job) bool {
-		return (jobID == "" || j.Name == jobID) && (status == "" || jobStatus(j) == status) &&
-			(dataSourceID == "" || j.Spec.DataSourceRef.Name == dataSourceID)
-	}
-	field := ""
-	if dataSourceID != "" {
-		field = indexes.JobDataSource
-	}
-	if objs, ok := fromStore(s.jobStore, ns, field, dataSourceID); ok {
-		jobs := make([]*costv1.Job, 0, len(objs))
-		for _, o := range objs {
-			if j, isJob := o.(*costv1.Job); isJob && keep(j) {
-				jobs = append(jobs, j)
-			}
-		}
-		return jobs, nil
-	}
-	opts := []client.ListOption{client.InNamespace(ns), client.UnsafeDisableDeepCopy}
-	if field != "" {
-		opts = append(opts, client.MatchingFields{field: dataSourceID})
-	}
 	var list costv1.JobList
-	if err := s.reader.List(ctx, &list, opts...); err != nil {
-		return nil, err
-	}
-	jobs := make([]*costv1.Job, 0, len(list.Items))
-	for i := range list.Items {
-		if j := &list.Items[i]; keep(j) {
-			jobs = append(jobs, j)
-		}
-	}
-	return jobs, nil
+	return listCached(ctx, s, s.jobStore, &list, func() []costv1.Job { return list.Items },
+		ns, indexes.JobDataSource, dataSourceID, func(j *costv1.Job) bool {
+			return (jobID == "" || j.Name == jobID) && (status == "" || jobStatus(j) == status) &&
+				(dataSourceID == "" || j.Spec.DataSourceRef.Name == dataSourceID)
+		})
 }
 
 // listJobs: Job list (JobQuery → JobsInfo).
@@ -172,106 +118,33 @@ func (s *Server) listJobs(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if q == nil {
-		slices.SortFunc(jobs, compareJobs)
-		infos := make([]JobInfo, len(jobs))
-		for i, j := range jobs {
-			infos[i] = NewJobInfo(j)
-		}
-		return &ListResult{Results: infos, TotalCount: len(infos)}, nil
-	}
-	return runList(jobTable(jobs), func(i int) any {
-		info := NewJobInfo(jobs[i])
-		return &info
-	}, q, s.runOptions(jobRunOptions))
+	return answerList(jobs, compareJobs, func(j *costv1.Job) any { info := NewJobInfo(j); return &info },
+		jobTable, q, s.runOptions(jobRunOptions))
 }
 
 // statJobs: Job stat (JobStatQuery → Struct).
 func (s *Server) statJobs(ctx context.Context, c *call) (any, error) {
-	ns, err := c.params.domainID()
-	if err != nil {
-		return nil, err
-	}
-	q, err := c.params.statisticsQuery()
-	if err != nil {
-		return nil, err
-	}
-	if err := s.authorize(ctx, c, Access{Verb: "list", Resource: ResourceJobs, Namespace: ns}); err != nil {
-		return nil, err
-	}
-	jobs, err := s.jobs(ctx, ns, "", "", "")
-	if err != nil {
-		return nil, err
-	}
-	return runStat(jobTable(jobs), q, s.runOptions(jobRunOptions))
+	return s.stat(ctx, c, ResourceJobs, func(ns string) (*query.Table, error) {
+		jobs, err := s.jobs(ctx, ns, "", "", "")
+		return jobTable(jobs), err
+	}, jobRunOptions)
 }
 
 // getJobTask: JobTask get (GetJobTaskRequest → JobTaskInfo).
 func (s *Server) getJobTask(ctx context.Context, c *call) (any, error) {
-	ns, err := c.params.domainID()
-	if err != nil {
-		return nil, err
-	}
-	id, err := c.params.str("job_task_id", true)
-	if err != nil {
-		return nil, err
-	}
-	only, err := c.params.only()
-	if err != nil {
-		return nil, err
-	}
-	if err := s.authorize(ctx, c, Access{Verb: "get", Resource: ResourceJobTasks, Namespace: ns, Name: id}); err != nil {
-		return nil, err
-	}
 	var t costv1.JobTask
-	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: id}, &t); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, errNotFound("job_task_id", id)
-		}
-		return nil, err
-	}
-	info := NewJobTaskInfo(&t)
-	if len(only) > 0 {
-		return trim(info.Record(), only), nil
-	}
-	return info, nil
+	return s.getOne(ctx, c, ResourceJobTasks, "job_task_id", &t, func() recorder { info := NewJobTaskInfo(&t); return &info })
 }
 
 // jobTasks lists the namespace's JobTasks that pass the JobTaskQuery's filter fields,
 // in the cache's order.
 func (s *Server) jobTasks(ctx context.Context, ns, taskID, status, jobID, dataSourceID string) ([]*costv1.JobTask, error) {
-	keep := func(t *costv1.JobTask) bool {
-		return (taskID == "" || t.Name == taskID) && (status == "" || jobTaskStatus(t) == status) &&
-			(jobID == "" || t.Spec.JobRef.Name == jobID) && (dataSourceID == "" || t.Spec.DataSourceRef.Name == dataSourceID)
-	}
-	field := ""
-	if jobID != "" {
-		field = indexes.JobTaskJob
-	}
-	if objs, ok := fromStore(s.taskStore, ns, field, jobID); ok {
-		tasks := make([]*costv1.JobTask, 0, len(objs))
-		for _, o := range objs {
-			if t, isTask := o.(*costv1.JobTask); isTask && keep(t) {
-				tasks = append(tasks, t)
-			}
-		}
-		return tasks, nil
-	}
-	opts := []client.ListOption{client.InNamespace(ns), client.UnsafeDisableDeepCopy}
-	if field != "" {
-		opts = append(opts, client.MatchingFields{field: jobID})
-	}
 	var list costv1.JobTaskList
-	if err := s.reader.List(ctx, &list, opts...); err != nil {
-		return nil, err
-	}
-	tasks := make([]*costv1.JobTask, 0, len(list.Items))
-	for i := range list.Items {
-		if t := &list.Items[i]; keep(t) {
-			tasks = append(tasks, t)
-		}
-	}
-	return tasks, nil
+	return listCached(ctx, s, s.taskStore, &list, func() []costv1.JobTask { return list.Items },
+		ns, indexes.JobTaskJob, jobID, func(t *costv1.JobTask) bool {
+			return (taskID == "" || t.Name == taskID) && (status == "" || jobTaskStatus(t) == status) &&
+				(jobID == "" || t.Spec.JobRef.Name == jobID) && (dataSourceID == "" || t.Spec.DataSourceRef.Name == dataSourceID)
+		})
 }
 
 // listJobTasks: JobTask list (JobTaskQuery → JobTasksInfo).
@@ -307,22 +180,63 @@ func (s *Server) listJobTasks(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if q == nil {
-		slices.SortFunc(tasks, compareJobTasks)
-		infos := make([]JobTaskInfo, len(tasks))
-		for i, t := range tasks {
-			infos[i] = NewJobTaskInfo(t)
-		}
-		return &ListResult{Results: infos, TotalCount: len(infos)}, nil
-	}
-	return runList(jobTaskTable(tasks), func(i int) any {
-		info := NewJobTaskInfo(tasks[i])
-		return &info
-	}, q, s.runOptions(jobTaskRunOptions))
+	return answerList(tasks, compareJobTasks, func(t *costv1.JobTask) any { info := NewJobTaskInfo(t); return &info },
+		jobTaskTable, q, s.runOptions(jobTaskRunOptions))
 }
 
 // statJobTasks: JobTask stat (JobTaskStatQuery → Struct).
 func (s *Server) statJobTasks(ctx context.Context, c *call) (any, error) {
+	return s.stat(ctx, c, ResourceJobTasks, func(ns string) (*query.Table, error) {
+		tasks, err := s.jobTasks(ctx, ns, "", "", "", "")
+		return jobTaskTable(tasks), err
+	}, jobTaskRunOptions)
+}
+
+// recorder is a typed info (JobInfo, JobTaskInfo) that `only` can trim.
+type recorder interface{ Record() map[string]any }
+
+// getOne answers a get call: the object named by idKey in the domain, as its info,
+// trimmed to `only` when asked.
+func (s *Server) getOne(ctx context.Context, c *call, resource, idKey string, obj client.Object, info func() recorder) (any, error) {
+	ns, err := c.params.domainID()
+	if err != nil {
+		return nil, err
+	}
+	id, err := c.params.str(idKey, true)
+	if err != nil {
+		return nil, err
+	}
+	only, err := c.params.only()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, c, Access{Verb: "get", Resource: resource, Namespace: ns, Name: id}); err != nil {
+		return nil, err
+	}
+	if err := s.fetch(ctx, ns, idKey, id, obj); err != nil {
+		return nil, err
+	}
+	r := info()
+	if len(only) > 0 {
+		return trim(r.Record(), only), nil
+	}
+	return r, nil
+}
+
+// fetch reads one object from the cache; a missing one is SpaceONE's ERROR_NOT_FOUND
+// on idKey.
+func (s *Server) fetch(ctx context.Context, ns, idKey, id string, obj client.Object) error {
+	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: id}, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return errNotFound(idKey, id)
+		}
+		return err
+	}
+	return nil
+}
+
+// stat answers a stat call over the domain's table of one resource.
+func (s *Server) stat(ctx context.Context, c *call, resource string, table func(ns string) (*query.Table, error), opts query.RunOptions) (any, error) {
 	ns, err := c.params.domainID()
 	if err != nil {
 		return nil, err
@@ -331,14 +245,64 @@ func (s *Server) statJobTasks(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(ctx, c, Access{Verb: "list", Resource: ResourceJobTasks, Namespace: ns}); err != nil {
+	if err := s.authorize(ctx, c, Access{Verb: "list", Resource: resource, Namespace: ns}); err != nil {
 		return nil, err
 	}
-	tasks, err := s.jobTasks(ctx, ns, "", "", "", "")
+	t, err := table(ns)
 	if err != nil {
 		return nil, err
 	}
-	return runStat(jobTaskTable(tasks), q, s.runOptions(jobTaskRunOptions))
+	return runStat(t, q, s.runOptions(opts))
+}
+
+// listCached returns the domain's objects that keep accepts, read in place from the
+// informer's store (inplace.go) or else through the cache's List into list, whose
+// items returns. When value is set, only the objects whose field index holds it are
+// read.
+func listCached[T any](ctx context.Context, s *Server, st Store, list client.ObjectList, items func() []T,
+	ns, field, value string, keep func(*T) bool) ([]*T, error) {
+	if value == "" {
+		field = ""
+	}
+	if objs, ok := fromStore(st, ns, field, value); ok {
+		out := make([]*T, 0, len(objs))
+		for _, o := range objs {
+			if t, isT := o.(*T); isT && keep(t) {
+				out = append(out, t)
+			}
+		}
+		return out, nil
+	}
+	opts := []client.ListOption{client.InNamespace(ns), client.UnsafeDisableDeepCopy}
+	if field != "" {
+		opts = append(opts, client.MatchingFields{field: value})
+	}
+	if err := s.reader.List(ctx, list, opts...); err != nil {
+		return nil, err
+	}
+	all := items()
+	out := make([]*T, 0, len(all))
+	for i := range all {
+		if keep(&all[i]) {
+			out = append(out, &all[i])
+		}
+	}
+	return out, nil
+}
+
+// answerList answers a list call: without a Query, every object in the seed's order
+// (newest first); with one, the Query's page over the objects' table.
+func answerList[T any](objs []*T, compare func(a, b *T) int, info func(*T) any, table func([]*T) *query.Table,
+	q *query.Query, opts query.RunOptions) (*ListResult, error) {
+	if q == nil {
+		slices.SortFunc(objs, compare)
+		infos := make([]any, len(objs))
+		for i, o := range objs {
+			infos[i] = info(o)
+		}
+		return &ListResult{Results: infos, TotalCount: len(infos)}, nil
+	}
+	return runList(table(objs), func(i int) any { return info(objs[i]) }, q, opts)
 }
 
 // runList applies a Query to a table of records. Each untrimmed result is answered
