@@ -22,13 +22,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+	"github.com/costops/cost-analysis-operator/internal/testenv"
 	"github.com/costops/cost-analysis-operator/test/e2e/framework"
 )
 
@@ -37,13 +36,6 @@ const planWorkers = 32
 
 // fakeDuration is the kwok stages' annotation for a task pod's run time.
 const fakeDuration = "cost-analysis.costops.dev/fake-duration"
-
-var scheme = kruntime.NewScheme()
-
-func init() {
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(costv1.AddToScheme(scheme))
-}
 
 type bench struct {
 	t   *testing.T
@@ -164,7 +156,7 @@ func TestBenchmark(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.QPS, cfg.Burst = -1, 0 // the plain client: no client-side limit, the apiserver's own
-	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: testenv.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}

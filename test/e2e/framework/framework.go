@@ -7,7 +7,6 @@
 package framework
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/costops/cost-analysis-operator/internal/testenv"
 )
 
 // ControlPlaneBinaries are the binaries hack/cluster.sh needs from hack/kube-build.sh.
@@ -24,23 +25,7 @@ var ControlPlaneBinaries = []string{"etcd", "kube-apiserver", "kube-controller-m
 
 // RepoRoot is the repository root: the first directory upwards from the working
 // directory whose go.mod declares the operator's module.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			bytes.HasPrefix(b, []byte("module github.com/costops/cost-analysis-operator\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("the repository root (go.mod of github.com/costops/cost-analysis-operator) is not above the working directory")
-		}
-		dir = parent
-	}
-}
+func RepoRoot() (string, error) { return testenv.RepoRoot() }
 
 // KubeBin is the directory hack/kube-build.sh builds the control plane into, and the
 // binaries of ControlPlaneBinaries missing from it. It builds nothing.
