@@ -7,8 +7,9 @@
 #   hack/kube-build.sh --print    # print the bin directory without building
 #
 # Binaries: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
-# kwok, kwokctl. envtest uses etcd + kube-apiserver (KUBEBUILDER_ASSETS); the local
-# cluster (hack/cluster.sh) uses all of them through kwokctl's binary runtime.
+# kubelet, kwok, kwokctl. envtest uses etcd + kube-apiserver (KUBEBUILDER_ASSETS); the
+# local cluster (hack/cluster.sh) runs the control plane through kwokctl's binary
+# runtime and the kubelet of its real node through hack/node.sh.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -68,6 +69,7 @@ build kubernetes k8s.io/kubernetes/cmd/kubectl kubectl "$kube_ldflags"
 if [[ "${KUBE_BUILD_ENVTEST_ONLY:-}" != "1" ]]; then
   build kubernetes k8s.io/kubernetes/cmd/kube-controller-manager kube-controller-manager "$kube_ldflags"
   build kubernetes k8s.io/kubernetes/cmd/kube-scheduler kube-scheduler "$kube_ldflags"
+  build kubernetes k8s.io/kubernetes/cmd/kubelet kubelet "$kube_ldflags"
   kwok_ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBE_VERSION#v}"
   build kwok sigs.k8s.io/kwok/cmd/kwok kwok "$kwok_ldflags"
   build kwok sigs.k8s.io/kwok/cmd/kwokctl kwokctl "$kwok_ldflags"

@@ -1,6 +1,6 @@
 //go:build tools
 
-// Package tools pins the Kubernetes control-plane binaries that hack/kube-build.sh
+// Package tools pins the Kubernetes binaries (control plane and kubelet) that hack/kube-build.sh
 // builds from source: nothing here is compiled into the operator.
 package tools
 
@@ -9,4 +9,5 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
