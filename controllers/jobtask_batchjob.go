@@ -86,7 +86,7 @@ func buildBatchJob(in batchJobInput) *batchv1.Job {
 	var volumes []corev1.Volume
 	if ref := ds.Spec.Plugin.SecretRef; ref != nil {
 		volumes = append(volumes, corev1.Volume{Name: "plugin-secret", VolumeSource: corev1.VolumeSource{
-			Secret: &corev1.SecretVolumeSource{SecretName: ref.Name, DefaultMode: ptr.To[int32](0o400)}}})
+			Secret: &corev1.SecretVolumeSource{SecretName: ref.Name, DefaultMode: ptr.To[int32](0o440)}}})
 		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: "plugin-secret", MountPath: taskpod.SecretMountPath, ReadOnly: true})
 	}
 
@@ -115,7 +115,7 @@ func buildBatchJob(in batchJobInput) *batchv1.Job {
 				Affinity:                      c.Affinity,
 				PriorityClassName:             c.PriorityClassName,
 				ImagePullSecrets:              c.ImagePullSecrets,
-				SecurityContext:               c.PodSecurityContext,
+				SecurityContext:               podSecurityContext(c.PodSecurityContext),
 				TerminationGracePeriodSeconds: ptr.To[int64](30),
 			},
 		},
@@ -134,6 +134,21 @@ func buildBatchJob(in batchJobInput) *batchv1.Job {
 		},
 		Spec: spec,
 	}
+}
+
+// podSecurityContext is the collector template's pod security context with an fsGroup:
+// the mounted Secret's files are readable by their owner and group only (0440), and a
+// non-root collector reads them through the pod's fsGroup, which the kubelet gives the
+// files and every container. Without one of the template's, it is taskpod.SecretGroup.
+func podSecurityContext(sc *corev1.PodSecurityContext) *corev1.PodSecurityContext {
+	out := sc.DeepCopy()
+	if out == nil {
+		out = &corev1.PodSecurityContext{}
+	}
+	if out.FSGroup == nil {
+		out.FSGroup = ptr.To(taskpod.SecretGroup)
+	}
+	return out
 }
 
 func contractEnv(in batchJobInput) []corev1.EnvVar {

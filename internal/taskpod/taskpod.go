@@ -34,6 +34,11 @@ const (
 // each key of the Secret is a file, and together they form the plugin's secret_data.
 const SecretMountPath = "/var/run/cost-analysis/secret"
 
+// SecretGroup is the group that may read the mounted Secret's files (mode 0440): the
+// task pod's fsGroup unless the collector template sets its own. It is the group of
+// the non-root user of the project's collector image.
+const SecretGroup int64 = 65532
+
 // CAMountPath is where the plugin's CA bundle (spec.plugin.tls.caSecretRef) is
 // mounted; the bundle is the file CAFileName in it.
 const (
