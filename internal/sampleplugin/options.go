@@ -32,7 +32,8 @@ const (
 	// OptBatchSize (number, default 10) is how many records go in one CostsInfo.
 	OptBatchSize = "batch_size"
 	// OptRequiredSecretKeys (list of strings, default ["api_key"]) are the keys
-	// verify wants in secret_data, as non-empty strings.
+	// verify wants in secret_data, as non-empty strings; when the option is given,
+	// get_data wants them too.
 	OptRequiredSecretKeys = "required_secret_keys"
 	// OptMalformedTasks (bool) adds a task without task_options to get_tasks' answer.
 	OptMalformedTasks = "malformed_tasks"

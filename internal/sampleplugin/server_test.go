@@ -122,6 +122,7 @@ func TestGetDataKnobs(t *testing.T) {
 	cases := map[string]struct {
 		options map[string]any
 		task    map[string]any
+		secret  map[string]any
 		records int
 		code    codes.Code
 		inMsg   string
@@ -142,12 +143,21 @@ func TestGetDataKnobs(t *testing.T) {
 			options: map[string]any{"fail_get_data_after": 12}, task: map[string]any{}, records: 12, code: codes.Internal, inMsg: "after 12 records"},
 		"a task without options is refused": {
 			task: nil, code: codes.InvalidArgument, inMsg: "task_options"},
+		"required_secret_keys makes get_data want the credentials": {
+			options: map[string]any{"required_secret_keys": []any{"api_key", "token"}}, task: map[string]any{},
+			secret: map[string]any{"api_key": "k"}, code: codes.InvalidArgument, inMsg: `no key "token"`},
+		"required_secret_keys met": {
+			options: map[string]any{"required_secret_keys": []any{"api_key", "token"}}, task: map[string]any{},
+			secret: map[string]any{"api_key": "k", "token": "t"}, records: 24},
 		"a bad fail_code is an invalid argument": {
 			options: map[string]any{"fail_get_data": "x", "fail_code": "BROKEN"}, task: map[string]any{}, code: codes.InvalidArgument, inMsg: "fail_code"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			req := &pluginpb.GetDataRequest{Options: opts(t, tc.options)}
+			if tc.secret != nil {
+				req.SecretData = opts(t, tc.secret)
+			}
 			if tc.task != nil {
 				req.TaskOptions = opts(t, tc.task)
 			}

@@ -154,6 +154,13 @@ func (c costService) streamData(ctx context.Context, k knobs, req *pluginpb.GetD
 	if req.GetTaskOptions() == nil {
 		return status.Error(codes.InvalidArgument, "task_options is required")
 	}
+	// With required_secret_keys given, get_data wants the credentials as a billing
+	// API would: a collector that did not read its DataSource's Secret fails here.
+	if _, ok := k[OptRequiredSecretKeys]; ok {
+		if err := verifySecret(k, req.GetSecretData().AsMap()); err != nil {
+			return err
+		}
+	}
 	task := knobs(req.GetTaskOptions().AsMap())
 	spec, err := dataSpecOf(k, task, monthOf(c.clock().UTC()))
 	if err != nil {
