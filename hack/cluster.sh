@@ -2,18 +2,29 @@
 # A local Kubernetes control plane for development: etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler and kwok's controller, all built from source
 # by hack/kube-build.sh and run as local processes by kwokctl's binary runtime, with
-# 3 fake (kwok) nodes. Nothing is downloaded; everything listens on 127.0.0.1.
+# two kinds of nodes:
+#   - one real node (hack/node.sh): a kubelet built from source on Debian's containerd
+#     and runc, running the project's images (hack/image) for real. It needs root and
+#     cgroups; pods reach this host at the address `hack/cluster.sh host-address` prints.
+#   - 3 fake (kwok) nodes, where kwok's controller plays the kubelet, for scale tests.
+#     While the real node runs they carry the taint kwok.x-k8s.io/node=fake:NoSchedule,
+#     so only pods that tolerate it (and select type=kwok) land there.
+# Nothing is downloaded; the control plane listens on 127.0.0.1.
 #
-#   hack/cluster.sh up          # start it (or re-apply the CRDs when it is running)
-#   hack/cluster.sh down        # stop it and remove .cluster/
-#   hack/cluster.sh kubeconfig  # print the kubeconfig path; exit 1 when it is not up
+#   hack/cluster.sh up            # start it (or re-apply the CRDs and re-import the images)
+#   hack/cluster.sh down          # stop it and remove .cluster/
+#   hack/cluster.sh kubeconfig    # print the kubeconfig path; exit 1 when it is not up
+#   hack/cluster.sh host-address  # the host's address as the real node's pods see it
 #
-# Pods that carry the label cost-analysis.costops.dev/job-task follow the stages in
-# hack/kwok/stages.yaml (see hack/kwok/README.md); every other pod follows kwok's
-# default stages. State lives in .cluster/ (git-ignored): kwokctl's work dir in
-# .cluster/kwok, the kubeconfig in .cluster/kubeconfig.
+# Task pods on kwok nodes that carry the label cost-analysis.costops.dev/job-task
+# follow the stages in hack/kwok/stages.yaml (see hack/kwok/README.md); every other
+# pod there follows kwok's default stages. State lives in .cluster/ (git-ignored):
+# kwokctl's work dir in .cluster/kwok, the real node's in .cluster/node-<name>, the
+# kubeconfig in .cluster/kubeconfig.
 #
-# Environment: CLUSTER_NAME (default cost-analysis), CLUSTER_NODES (default 3),
+# Environment: CLUSTER_NAME (default cost-analysis), CLUSTER_NODES (kwok nodes, default
+# 3), CLUSTER_REAL_NODE (auto: start the real node when this machine can, else say why
+# in one line and go on with kwok nodes only; 1: required, fail without it; 0: none),
 # CLUSTER_KCM_QPS / CLUSTER_KCM_BURST (kube-controller-manager's client-side limits,
 # default 100 / 200).
 set -euo pipefail
@@ -23,6 +34,7 @@ CLUSTER_NAME=${CLUSTER_NAME:-cost-analysis}
 CLUSTER_NODES=${CLUSTER_NODES:-3}
 CLUSTER_KCM_QPS=${CLUSTER_KCM_QPS:-100}
 CLUSTER_KCM_BURST=${CLUSTER_KCM_BURST:-200}
+CLUSTER_REAL_NODE=${CLUSTER_REAL_NODE:-auto}
 state="$root/.cluster"
 if [[ "$CLUSTER_NAME" == cost-analysis ]]; then
   kubeconfig="$state/kubeconfig"
@@ -81,6 +93,41 @@ kwok_default_stages() {
   done
 }
 
+# component_patches: the components' extra flags, as kwokctl's componentsPatches
+# (kwokctl v0.8.0's --extra-args panics when more than one component gets several).
+component_patches() {
+  local pki="$cluster_dir/pki"
+  # arg <component> <flag> <value>
+  arg() { printf '  - name: %s\n    extraArgs:\n    - key: %s\n      value: "%s"\n' "$1" "$2" "$3"; }
+  echo "componentsPatches:"
+  # kube-controller-manager's client-side limits default to 20 QPS (burst 30), which a
+  # few thousand batch Jobs and pods saturate for minutes; clusters that run batch work
+  # at scale raise them, and so does this one (CLUSTER_KCM_QPS, CLUSTER_KCM_BURST).
+  arg kube-controller-manager kube-api-qps "$CLUSTER_KCM_QPS"
+  arg kube-controller-manager kube-api-burst "$CLUSTER_KCM_BURST"
+  # kwok's controller manages every node by default (kwokctl's binary runtime passes
+  # --manage-all-nodes): it would play the kubelet of the real node too. Only the nodes
+  # kwokctl makes (annotated kwok.x-k8s.io/node=fake) are its own.
+  arg kwok-controller manage-all-nodes false
+  arg kwok-controller manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake
+  # The API server reaches the real node's kubelet (kubectl logs, exec) at its
+  # InternalIP, checks its serving certificate against the cluster CA, and
+  # authenticates to it with the admin certificate (the kubelet's own API is not
+  # anonymous). kwokctl writes the PKI before it starts the API server.
+  arg kube-apiserver kubelet-preferred-address-types InternalIP
+  arg kube-apiserver kubelet-client-certificate "$pki/admin.crt"
+  arg kube-apiserver kubelet-client-key "$pki/admin.key"
+  arg kube-apiserver kubelet-certificate-authority "$pki/ca.crt"
+  # kube-apiserver derives its advertise address from the default route; a machine
+  # without one (fully offline) needs it given.
+  if ! has_default_route; then
+    local addr
+    addr=$(hostname -I 2>/dev/null | awk '{print $1}' || true)
+    log "no default route: kube-apiserver --advertise-address=${addr:=192.0.2.1}"
+    arg kube-apiserver advertise-address "$addr"
+  fi
+}
+
 # write_config <file>: kwokctl's config: the options that have no flag, then the stages.
 write_config() {
   local kube_version
@@ -98,6 +145,7 @@ options:
   kubectlBinary: $bin/kubectl
   cacheDir: $KWOK_WORKDIR/cache
 EOF
+    component_patches
     kwok_default_stages
     echo "---"
     echo "# cost-analysis task pods: hack/kwok/stages.yaml"
@@ -123,6 +171,28 @@ has_default_route() {
   return 1
 }
 
+# real_node: the real node (hack/node.sh), as CLUSTER_REAL_NODE says; while it runs,
+# the kwok nodes are tainted so that ordinary pods go to it.
+real_node() {
+  local reason
+  case "$CLUSTER_REAL_NODE" in
+    0 | false | no)
+      kubectl_ taint nodes -l type=kwok kwok.x-k8s.io/node- >/dev/null 2>&1 || true
+      return 0
+      ;;
+    1 | true | yes | auto) ;;
+    *) die "CLUSTER_REAL_NODE must be auto, 1 or 0, not $CLUSTER_REAL_NODE" ;;
+  esac
+  if ! reason=$("$root/hack/node.sh" check); then
+    [[ "$CLUSTER_REAL_NODE" == auto ]] || die "CLUSTER_REAL_NODE=$CLUSTER_REAL_NODE but no real node can run here: $reason"
+    log "no real node ($reason): task pods run on kwok's fake nodes, whose results are made up by hack/kwok/stages.yaml"
+    kubectl_ taint nodes -l type=kwok kwok.x-k8s.io/node- >/dev/null 2>&1 || true
+    return 0
+  fi
+  CLUSTER_NAME=$CLUSTER_NAME "$root/hack/node.sh" up
+  kubectl_ taint nodes -l type=kwok kwok.x-k8s.io/node=fake:NoSchedule --overwrite >/dev/null
+}
+
 install_crds() {
   log "installing the CRDs (config/crd)"
   kubectl_ apply --server-side -k "$root/config/crd" >/dev/null
@@ -132,7 +202,11 @@ install_crds() {
 up_line() {
   local down="make cluster-down"
   [[ "$CLUSTER_NAME" == cost-analysis ]] || down="CLUSTER_NAME=$CLUSTER_NAME $down"
-  echo "cluster: Local control plane is up. kubeconfig: $kubeconfig  (export KUBECONFIG=$kubeconfig ; $down to remove)"
+  local addr nodes="kwok nodes only"
+  if addr=$(CLUSTER_NAME=$CLUSTER_NAME "$root/hack/node.sh" host-address 2>/dev/null); then
+    nodes="real node $CLUSTER_NAME-real-node, pods reach this host at $addr"
+  fi
+  echo "cluster: Local control plane is up ($nodes). kubeconfig: $kubeconfig  (export KUBECONFIG=$kubeconfig ; $down to remove)"
 }
 
 cmd_up() {
@@ -152,6 +226,7 @@ cmd_up() {
     fi
     rm -f "$want"
     install_crds
+    real_node
     up_line
     return 0
   fi
@@ -182,21 +257,6 @@ cmd_up() {
     --wait 2m
     --timeout 3m
   )
-  # kube-controller-manager's client-side limits default to 20 QPS (burst 30), which a
-  # few thousand batch Jobs and pods saturate for minutes; clusters that run batch work
-  # at scale raise them, and so does this one (CLUSTER_KCM_QPS, CLUSTER_KCM_BURST).
-  kwokctl_cmd+=(
-    --extra-args "kube-controller-manager=kube-api-qps=$CLUSTER_KCM_QPS"
-    --extra-args "kube-controller-manager=kube-api-burst=$CLUSTER_KCM_BURST"
-  )
-  # kube-apiserver derives its advertise address from the default route; a machine
-  # without one (fully offline) needs it given.
-  if ! has_default_route; then
-    local addr
-    addr=$(hostname -I 2>/dev/null | awk '{print $1}' || true)
-    log "no default route: kube-apiserver --advertise-address=${addr:=192.0.2.1}"
-    kwokctl_cmd+=(--extra-args "kube-apiserver=advertise-address=$addr")
-  fi
   # kwokctl runs the first kubectl on PATH (else it downloads one): ours comes first.
   if ! PATH="$bin:$PATH" KWOK_KUBECTL_BINARY="$bin/kubectl" \
     "${kwokctl_cmd[@]}" >"$kwokctl_log.create.log" 2>&1; then
@@ -218,7 +278,7 @@ cmd_up() {
     PATH="$bin:$PATH" "$bin/kwokctl" --name "$CLUSTER_NAME" -c "$kwokctl_config" scale node --replicas "$CLUSTER_NODES" >>"$kwokctl_log.create.log" 2>&1 ||
       { cat "$kwokctl_log.create.log" >&2; die "kwokctl scale node failed"; }
   fi
-  kubectl_ wait --for=condition=Ready node --all --timeout=60s >/dev/null ||
+  kubectl_ wait --for=condition=Ready node -l type=kwok --timeout=60s >/dev/null ||
     die "the nodes did not become Ready (logs: $cluster_dir/logs/kwok-controller.log)"
   # Pods need the namespace's default ServiceAccount, which the controller-manager creates.
   for ((i = 0; i < 60; i++)); do
@@ -227,6 +287,7 @@ cmd_up() {
   done
 
   install_crds
+  real_node
   log "ready in $((SECONDS - start))s: $(kubectl_ get nodes --no-headers 2>/dev/null | wc -l) nodes, apiserver $(kubectl_ config view --minify -o 'jsonpath={.clusters[0].cluster.server}')"
   up_line
 }
@@ -234,10 +295,13 @@ cmd_up() {
 cmd_down() {
   bin=$(kube_bin --print)
   if [[ ! -d "$cluster_dir" && ! -f "$kubeconfig" ]]; then
+    CLUSTER_NAME=$CLUSTER_NAME "$root/hack/node.sh" down
     log "no local cluster $CLUSTER_NAME (nothing in $state)"
     rmdir_state
     return 0
   fi
+  # The real node first: it mounts below .cluster/ and its kubelet talks to the API server.
+  CLUSTER_NAME=$CLUSTER_NAME "$root/hack/node.sh" down
   if [[ -d "$cluster_dir" && -x "$bin/kwokctl" ]]; then
     log "deleting cluster $CLUSTER_NAME"
     PATH="$bin:$PATH" "$bin/kwokctl" --name "$CLUSTER_NAME" delete cluster --kubeconfig "$kubeconfig" >"$kwokctl_log.delete.log" 2>&1 ||
@@ -270,7 +334,8 @@ cmd_down() {
 # rmdir_state: remove .cluster/ once no cluster is left in it.
 rmdir_state() {
   [[ -d "$state" ]] || return 0
-  if [[ -z "$(ls -A "$KWOK_WORKDIR/clusters" 2>/dev/null)" ]]; then
+  # Never while a real node's directory is there (it may hold mounts).
+  if [[ -z "$(ls -A "$KWOK_WORKDIR/clusters" 2>/dev/null)" ]] && ! compgen -G "$state/node-*" >/dev/null; then
     rm -rf "$state"
     log "removed $state"
   fi
@@ -290,8 +355,9 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   kubeconfig) cmd_kubeconfig ;;
+  host-address) CLUSTER_NAME=$CLUSTER_NAME exec "$root/hack/node.sh" host-address ;;
   *)
-    echo "usage: $0 up|down|kubeconfig" >&2
+    echo "usage: $0 up|down|kubeconfig|host-address" >&2
     exit 2
     ;;
 esac
