@@ -5,12 +5,16 @@
 #                        # manager and plugin, and recreates the sample Job)
 #   hack/demo.sh stop    # stop the demo's manager and sample plugin
 #
-# Brings up the local control plane (hack/cluster.sh, the default cluster), builds and
-# starts the sample plugin (127.0.0.1:50051, what config/samples' DataSource points at)
-# and the manager in the background (logs in .cluster/plugin.log and
+# Brings up the local control plane (hack/cluster.sh, the default cluster, with its real
+# node when this machine can run one), builds and starts the sample plugin on the host
+# address the node's pods reach (10.201.0.1:50051, what config/samples' DataSource
+# points at) and the manager in the background (logs in .cluster/plugin.log and
 # .cluster/manager.log), applies config/samples/ (Secret, DataSource, Job) in the
 # default namespace, shows the Job and its JobTasks until the run ends, prints the
 # final status and leaves everything running. Exits 1 when the run does not succeed.
+# The task pods are real (the collector image on the real node, calling the plugin)
+# unless the machine cannot run the real node: then kwok plays them, the plugin
+# listens on 127.0.0.1:50051, and the demo says that the counts are made up.
 #
 # Environment: DEMO_METRICS_ADDR (default 127.0.0.1:8080), DEMO_PROBE_ADDR (default
 # 127.0.0.1:8081), DEMO_API_ADDR (the HTTPS API, default 127.0.0.1:8443), DEMO_TIMEOUT
@@ -19,7 +23,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 state="$root/.cluster"
-plugin_addr=127.0.0.1:50051
+plugin_port=50051
 metrics_addr=${DEMO_METRICS_ADDR:-127.0.0.1:8080}
 probe_addr=${DEMO_PROBE_ADDR:-127.0.0.1:8081}
 api_addr=${DEMO_API_ADDR:-127.0.0.1:8443}
@@ -95,6 +99,15 @@ log "building bin/manager and bin/sample-plugin"
 kubeconfig=$("$root/hack/cluster.sh" kubeconfig)
 export KUBECONFIG=$kubeconfig
 k() { "$kubectl" "$@"; }
+sample_endpoint=10.201.0.1:$plugin_port
+if host=$("$root/hack/cluster.sh" host-address 2>/dev/null); then
+  real=1
+  plugin_addr=$host:$plugin_port
+else
+  real=""
+  plugin_addr=127.0.0.1:$plugin_port
+  log "no real node on this machine: the sample's task pods run on kwok's fake nodes, and their record counts are made up by hack/kwok/stages.yaml, not collected"
+fi
 
 # A fresh manager and plugin (the binaries may have changed since the last demo).
 stop manager
@@ -118,8 +131,13 @@ if k get cajob "$job" >/dev/null 2>&1; then
   log "deleting the sample Job of an earlier demo"
   k delete cajob "$job" --cascade=foreground --wait=true --timeout=120s >/dev/null
 fi
-log "kubectl apply -k config/samples/"
-k apply -k "$root/config/samples/"
+if [[ "$plugin_addr" == "$sample_endpoint" ]]; then
+  log "kubectl apply -k config/samples/"
+  k apply -k "$root/config/samples/"
+else
+  log "kubectl apply -k config/samples/ (with the plugin endpoint $plugin_addr instead of $sample_endpoint)"
+  k kustomize "$root/config/samples/" | sed "s|endpoint: $sample_endpoint|endpoint: $plugin_addr|" | k apply -f -
+fi
 
 echo
 start_time=$SECONDS
@@ -162,6 +180,7 @@ The demo is up and stays up: local control plane, sample plugin and manager.
 Manager: pid $(running manager), log .cluster/manager.log, metrics http://$metrics_addr/metrics
          SpaceONE cost-analysis and job metering API on https://$api_addr (see the README's curl session)
 Plugin:  pid $(running plugin), log .cluster/plugin.log, $plugin_addr
+Pods:    $(if [[ -n "$real" ]]; then echo "real, on node cost-analysis-real-node: the counts above were collected by the collector image from the plugin"; else echo "kwok fakes: the counts above are made up by hack/kwok/stages.yaml"; fi)
 Stop the manager and plugin:  hack/demo.sh stop
 Remove the cluster:           hack/demo.sh stop && make cluster-down
 EOF

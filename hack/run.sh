@@ -5,15 +5,16 @@
 # in-cluster config when this runs in a pod (KUBERNETES_SERVICE_HOST); otherwise the
 # local control plane of hack/cluster.sh (started when it is not running).
 # Then: installs the CRDs, starts the sample plugin (bin/sample-plugin) in the
-# background on $PLUGIN_LISTEN (default 127.0.0.1:50051), stopped when the manager
-# exits, and execs the manager with --metrics-bind-address=127.0.0.1:8080, the HTTP API on
+# background on $PLUGIN_LISTEN (default: on the local control plane, the host's address
+# as its real node's pods see it, 10.201.0.1:50051, which config/samples names; else
+# 127.0.0.1:50051), stopped when the manager exits, and execs the manager with --metrics-bind-address=127.0.0.1:8080, the HTTP API on
 # https://127.0.0.1:8443 (self-signed),
 # --health-probe-bind-address=127.0.0.1:8081 and the extra arguments in $RUN_ARGS
 # (split on blanks), e.g. RUN_ARGS="--leader-elect --zap-log-level=debug" make run.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PLUGIN_LISTEN=${PLUGIN_LISTEN:-127.0.0.1:50051}
+PLUGIN_LISTEN=${PLUGIN_LISTEN:-}
 RUN_ARGS=${RUN_ARGS:-}
 
 log() { echo "cluster: $*" >&2; }
@@ -54,6 +55,18 @@ if [[ "$target" != local ]]; then # hack/cluster.sh up has installed them alread
   log "installing the CRDs (config/crd)"
   "$kubectl" apply --server-side -k "$root/config/crd" >/dev/null
   "$kubectl" kustomize "$root/config/crd" | "$kubectl" wait --for=condition=Established --timeout=60s -f - >/dev/null
+fi
+
+if [[ -z "$PLUGIN_LISTEN" ]]; then
+  PLUGIN_LISTEN=127.0.0.1:50051
+  if [[ "$target" == local ]]; then
+    if host=$("$root/hack/cluster.sh" host-address 2>/dev/null); then
+      PLUGIN_LISTEN=$host:50051
+      log "task pods run on the real node; they reach the sample plugin at $PLUGIN_LISTEN (config/samples' endpoint)"
+    else
+      log "no real node: task pods are kwok fakes; apply the samples with the endpoint 127.0.0.1:50051 (sed 's/10.201.0.1:/127.0.0.1:/')"
+    fi
+  fi
 fi
 
 # The sample plugin, in the background, for as long as the manager runs.

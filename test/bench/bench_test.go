@@ -138,7 +138,8 @@ func TestBenchmark(t *testing.T) {
 	if extra := strings.Fields(os.Getenv("BENCH_MANAGER_ARGS")); len(extra) > 0 {
 		args = append(args, extra...)
 	}
-	env, skip, err := framework.Start(ctx, framework.Options{ClusterName: "bench", ManagerArgs: args})
+	// Every pod of the benchmark runs on kwok's nodes: no real node (RealNode "0").
+	env, skip, err := framework.Start(ctx, framework.Options{ClusterName: "bench", ManagerArgs: args, RealNode: "0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,8 +281,10 @@ func (b *bench) dataSource(ns string, n int, duration string) {
 		Spec: costv1.DataSourceSpec{
 			Plugin: costv1.PluginSpec{Endpoint: b.env.PluginAddr, SecretRef: &costv1.LocalObjectReference{Name: "creds"},
 				Options: &kruntime.RawExtension{Raw: []byte(fmt.Sprintf(`{"tasks":%d}`, n))}},
+			// On kwok's nodes (the only ones of the bench cluster): they play the pods.
 			Collector: costv1.CollectorSpec{Image: "ghcr.io/costops/cost-analysis-collector:bench",
-				PodAnnotations: map[string]string{fakeDuration: duration}},
+				PodAnnotations: map[string]string{fakeDuration: duration},
+				NodeSelector:   map[string]string{"type": "kwok"}},
 		},
 	}
 	for _, o := range []client.Object{sec, ds} {

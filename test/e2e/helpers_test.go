@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -240,6 +241,34 @@ type source struct {
 	// pods are the task pods' annotations: what the fake collectors report.
 	pods     map[string]string
 	defaults costv1.JobDefaults
+	// real runs the task pods on the real node, with the collector image of
+	// hack/image calling the plugin for real; otherwise they run on kwok's nodes,
+	// where hack/kwok/stages.yaml makes up their results from pods.
+	real bool
+	// secret is added to the Secret's keys (api_key: e2e).
+	secret map[string]string
+}
+
+// The images hack/image builds and hack/node.sh imports into the real node.
+const collectorImage = "localhost/costops/cost-analysis-collector:dev"
+
+// kwokPlacement puts a task pod on kwok's fake nodes (tainted while the real node runs).
+func kwokPlacement(c *costv1.CollectorSpec) {
+	c.NodeSelector = map[string]string{"type": "kwok"}
+	c.Tolerations = []corev1.Toleration{{Key: "kwok.x-k8s.io/node", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+}
+
+// requireRealNode skips a test that needs the real node where the machine cannot run
+// one; under CI=true the suite never skips it (hack/cluster.sh has failed already).
+func requireRealNode(t *testing.T) {
+	t.Helper()
+	if env != nil && env.RealNode {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("the cluster has no real node, and CI=true requires it")
+	}
+	t.Skip("the local cluster has no real node here (hack/node.sh check says why)")
 }
 
 // createDataSource applies a Secret <name>-credentials and a DataSource <name>.
@@ -250,13 +279,24 @@ func (k *kube) createDataSource(name string, s source) {
 	}
 	secret := manifest{APIVersion: "v1", Kind: "Secret", Metadata: metav1.ObjectMeta{Name: name + "-credentials"},
 		StringData: map[string]string{"api_key": "e2e"}}
-	ds := manifest{APIVersion: costv1.GroupVersion.String(), Kind: "DataSource", Metadata: metav1.ObjectMeta{Name: name},
-		Spec: costv1.DataSourceSpec{
-			Plugin: costv1.PluginSpec{Endpoint: s.endpoint, Options: raw(k.t, s.options),
-				SecretRef: &costv1.LocalObjectReference{Name: name + "-credentials"}},
-			Collector:   costv1.CollectorSpec{Image: "ghcr.io/costops/cost-analysis-collector:e2e", PodAnnotations: s.pods},
-			JobDefaults: s.defaults,
-		}}
+	maps.Copy(secret.StringData, s.secret)
+	spec := costv1.DataSourceSpec{
+		Plugin: costv1.PluginSpec{Endpoint: s.endpoint, Options: raw(k.t, s.options),
+			SecretRef: &costv1.LocalObjectReference{Name: name + "-credentials"}},
+		Collector:   costv1.CollectorSpec{Image: "ghcr.io/costops/cost-analysis-collector:e2e", PodAnnotations: s.pods},
+		JobDefaults: s.defaults,
+	}
+	ds := manifest{APIVersion: costv1.GroupVersion.String(), Kind: "DataSource", Metadata: metav1.ObjectMeta{Name: name}, Spec: &spec}
+	if s.real {
+		spec.Collector.Image = collectorImage
+		spec.Collector.ImagePullPolicy = corev1.PullIfNotPresent
+		spec.Collector.PodSecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: ptr(true),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
+		spec.Collector.SecurityContext = &corev1.SecurityContext{ReadOnlyRootFilesystem: ptr(true), AllowPrivilegeEscalation: ptr(false),
+			Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}
+	} else {
+		kwokPlacement(&spec.Collector)
+	}
 	k.apply(toJSON(k.t, secret) + "\n" + toJSON(k.t, ds))
 }
 

@@ -64,5 +64,14 @@ func run(m *testing.M) int {
 	start = time.Now()
 	env.Stop()
 	fmt.Fprintf(os.Stderr, "e2e: torn down in %s\n", time.Since(start).Round(time.Millisecond))
+	// The teardown's own test: nothing of the real node (its kubelet, containerd, shims
+	// and containers, mounts, cgroups, bridge, CNI cache) is left on the machine.
+	if err := env.CheckClean(context.Background()); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: %v\n", err)
+		return 1
+	}
+	if env.RealNode {
+		fmt.Fprintf(os.Stderr, "e2e: the real node left nothing mounted or running\n")
+	}
 	return code
 }

@@ -28,7 +28,7 @@ func TestSampleRunsToSuccess(t *testing.T) {
 
 	rendered := k.kubectl("kustomize", filepath.Join(env.Root, "config", "samples"))
 	// The sample points at the plugin of `make run` / `make demo`; this suite's runs elsewhere.
-	rendered = strings.ReplaceAll(rendered, "endpoint: localhost:50051", "endpoint: "+env.PluginAddr)
+	rendered = strings.ReplaceAll(rendered, "endpoint: 10.201.0.1:50051", "endpoint: "+env.PluginAddr)
 	out := k.apply(rendered)
 	for _, want := range []string{"secret/sample-billing-credentials created", "datasource.cost-analysis.costops.dev/sample-billing created",
 		"job.cost-analysis.costops.dev/sample-billing-2026-09 created"} {
@@ -68,8 +68,24 @@ func TestSampleRunsToSuccess(t *testing.T) {
 	if st.LastChangedAt == nil || !st.LastChangedAt.Time.Equal(time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("lastChangedAt %v, want 2026-09-01 (the start of the plugin's changed window)", st.LastChangedAt)
 	}
-	if m := st.Metering; m == nil || m.CollectedBytes != int64(4096*n) || m.ResourceSpecCode != "cpu-100m.memory-64Mi" {
-		t.Errorf("metering %+v, want %d collected bytes on cpu-100m.memory-64Mi", m, 4096*n)
+	// On the real node the collector reports the bytes it streamed; kwok's stage
+	// reports 4096 per task.
+	var wantBytes int64
+	for _, jt := range k.jobTasks(name) {
+		wantBytes += jt.Status.CollectedBytes
+		if !env.RealNode && jt.Status.CollectedBytes != 4096 {
+			t.Errorf("JobTask %s: collectedBytes %d, want kwok's 4096", jt.Name, jt.Status.CollectedBytes)
+		}
+	}
+	if m := st.Metering; m == nil || wantBytes <= 0 || m.CollectedBytes != wantBytes || m.ResourceSpecCode != "cpu-100m.memory-64Mi" {
+		t.Errorf("metering %+v, want the tasks' %d collected bytes on cpu-100m.memory-64Mi", m, wantBytes)
+	}
+	if env.RealNode {
+		for _, p := range k.pods(name) {
+			if p.Spec.NodeName != env.Cluster.RealNodeName() {
+				t.Errorf("sample task pod %s ran on %q, want the real node", p.Name, p.Spec.NodeName)
+			}
+		}
 	}
 
 	ds := k.dataSource("sample-billing")
@@ -555,6 +571,12 @@ spec:
       tasks: 2
   collector:
     image: ghcr.io/costops/cost-analysis-collector:e2e
+    nodeSelector:
+      type: kwok
+    tolerations:
+    - key: kwok.x-k8s.io/node
+      operator: Exists
+      effect: NoSchedule
   jobDefaults:
     parallelism: 2
 ---

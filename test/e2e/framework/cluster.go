@@ -2,7 +2,9 @@ package framework
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +23,50 @@ type Cluster struct {
 	Name string
 	// Log receives hack/cluster.sh's output; nil discards it.
 	Log io.Writer
+	// RealNode is hack/cluster.sh's CLUSTER_REAL_NODE: "auto" (or empty) starts the
+	// real node when the machine can run it, "1" requires it, "0" leaves it out.
+	RealNode string
+}
+
+// RealNodeName is the name of the cluster's real node (hack/node.sh).
+func (c *Cluster) RealNodeName() string { return c.Name + "-real-node" }
+
+// ContainerdSocket is the socket of the real node's containerd (hack/node.sh).
+func (c *Cluster) ContainerdSocket() string {
+	return filepath.Join(c.Root, ".cluster", "node-"+c.Name, "containerd.sock")
+}
+
+// HostAddress is the address at which the real node's pods reach this host, and
+// false when the cluster has no real node.
+func (c *Cluster) HostAddress(ctx context.Context) (string, bool) {
+	out, err := c.node(ctx, "host-address")
+	if err != nil {
+		return "", false
+	}
+	return strings.TrimSpace(out), true
+}
+
+// Leftovers lists what the real node left on the machine (mounts, processes, cgroups,
+// its bridge, CNI's cache, its directory): nothing once Down has run.
+func (c *Cluster) Leftovers(ctx context.Context) ([]string, error) {
+	out, err := c.node(ctx, "check-clean")
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return nil, nil
+	case errors.As(err, &exit) && exit.ExitCode() == 1:
+		return strings.Split(strings.TrimSpace(out), "\n"), nil
+	default:
+		return nil, fmt.Errorf("hack/node.sh check-clean: %w\n%s", err, out)
+	}
+}
+
+func (c *Cluster) node(ctx context.Context, verb string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.Root, "hack", "node.sh"), verb)
+	cmd.Dir = c.Root
+	cmd.Env = append(os.Environ(), "CLUSTER_NAME="+c.Name)
+	out, err := cmd.Output()
+	return string(out), err
 }
 
 // Kubeconfig is where hack/cluster.sh writes the cluster's kubeconfig.
@@ -39,15 +85,19 @@ func (c *Cluster) Down(ctx context.Context) error { return c.script(ctx, "down")
 
 // Exists reports whether hack/cluster.sh has state for the cluster (running or not).
 func (c *Cluster) Exists() bool {
-	_, err := os.Stat(filepath.Join(c.Root, ".cluster", "kwok", "clusters", c.Name))
-	return err == nil
+	for _, dir := range []string{filepath.Join("kwok", "clusters", c.Name), "node-" + c.Name} {
+		if _, err := os.Stat(filepath.Join(c.Root, ".cluster", dir)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Cluster) script(ctx context.Context, verb string) error {
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, filepath.Join(c.Root, "hack", "cluster.sh"), verb)
 	cmd.Dir = c.Root
-	cmd.Env = append(os.Environ(), "CLUSTER_NAME="+c.Name)
+	cmd.Env = append(os.Environ(), "CLUSTER_NAME="+c.Name, "CLUSTER_REAL_NODE="+cmp.Or(c.RealNode, "auto"))
 	w := io.Writer(&out)
 	if c.Log != nil {
 		w = io.MultiWriter(&out, c.Log)

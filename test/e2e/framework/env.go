@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -22,6 +24,10 @@ type Options struct {
 	Log io.Writer
 	// KeepLogs keeps the log directory after a clean Stop.
 	KeepLogs bool
+	// RealNode is hack/cluster.sh's CLUSTER_REAL_NODE: "" means "1" (required) under
+	// CI=true and "auto" (when the machine can) elsewhere; "0" leaves it out (the
+	// scale benchmark, whose pods all run on kwok nodes).
+	RealNode string
 }
 
 // Env is the product running on its own local control plane: the cluster, the sample
@@ -34,8 +40,14 @@ type Env struct {
 	// LogDir holds the processes' logs (manager.log, plugin.log, ...).
 	LogDir string
 
+	// RealNode says whether the cluster has its real node (hack/node.sh), where
+	// ordinary pods run the project's images; HostAddr is then the address at which
+	// its pods reach this host (where the plugin listens), else 127.0.0.1.
+	RealNode bool
+	HostAddr string
+
 	Plugin     *Process
-	PluginAddr string // 127.0.0.1:port of Plugin
+	PluginAddr string // HostAddr:port of Plugin
 	Manager    *Process
 	// MetricsAddr and ProbeAddr are the manager's metrics and health endpoints;
 	// APIAddr is its HTTPS API (SpaceONE cost-analysis and job metering, self-signed).
@@ -105,7 +117,14 @@ func Start(ctx context.Context, opts Options) (env *Env, skip string, err error)
 	if err != nil {
 		return nil, "", err
 	}
-	e.Cluster = &Cluster{Root: root, Name: opts.ClusterName, Log: clusterLog}
+	realNode := opts.RealNode
+	if realNode == "" {
+		realNode = "auto"
+		if os.Getenv("CI") == "true" {
+			realNode = "1" // never skipped in CI: hack/cluster.sh fails without it
+		}
+	}
+	e.Cluster = &Cluster{Root: root, Name: opts.ClusterName, Log: clusterLog, RealNode: realNode}
 	e.teardown.Add(func() {
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -128,13 +147,20 @@ func Start(ctx context.Context, opts Options) (env *Env, skip string, err error)
 		return nil, "", err
 	}
 	e.Kubectl = NewKubectl(kubeBin, e.Cluster.Kubeconfig())
-	e.logf("cluster %s up in %s (kubeconfig %s)", opts.ClusterName, time.Since(start).Round(time.Millisecond), e.Cluster.Kubeconfig())
+	e.HostAddr, e.RealNode = e.Cluster.HostAddress(ctx)
+	nodes := "kwok nodes only"
+	if e.RealNode {
+		nodes = "real node " + e.Cluster.RealNodeName() + ", host at " + e.HostAddr
+	} else {
+		e.HostAddr = "127.0.0.1"
+	}
+	e.logf("cluster %s up in %s (%s; kubeconfig %s)", opts.ClusterName, time.Since(start).Round(time.Millisecond), nodes, e.Cluster.Kubeconfig())
 
 	port, err := FreePort()
 	if err != nil {
 		return nil, "", err
 	}
-	e.PluginAddr = LoopbackAddr(port)
+	e.PluginAddr = net.JoinHostPort(e.HostAddr, strconv.Itoa(port))
 	if e.Plugin, err = e.StartPlugin(ctx, "plugin", e.PluginAddr); err != nil {
 		return nil, "", err
 	}
@@ -193,6 +219,22 @@ func (e *Env) stopProcess(p *Process) {
 	if err := p.Stop(10 * time.Second); err != nil {
 		e.logf("stopping %s: %v", p.Name, err)
 	}
+}
+
+// CheckClean reports what the cluster's real node left on the machine after Stop:
+// mounts, processes, cgroups, its bridge, CNI's cache or its directory.
+func (e *Env) CheckClean(ctx context.Context) error {
+	if e.Cluster == nil {
+		return nil
+	}
+	left, err := e.Cluster.Leftovers(ctx)
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("the teardown of cluster %s left behind:\n  %s", e.Cluster.Name, strings.Join(left, "\n  "))
+	}
+	return nil
 }
 
 // Fail marks the run as failed: Stop then keeps the logs.

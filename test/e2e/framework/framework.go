@@ -21,7 +21,7 @@ import (
 )
 
 // ControlPlaneBinaries are the binaries hack/cluster.sh needs from hack/kube-build.sh.
-var ControlPlaneBinaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "kwokctl"}
+var ControlPlaneBinaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kwok", "kwokctl"}
 
 // RepoRoot is the repository root: the first directory upwards from the working
 // directory whose go.mod declares the operator's module.
