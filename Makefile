@@ -54,7 +54,7 @@ verify-generated: manifests generate ## Fail when generated files (CRDs, RBAC, d
 		git status --porcelain -- api config internal/plugin/pluginpb; git diff --stat -- api config internal/plugin/pluginpb; exit 1; fi
 
 .PHONY: kube-bins
-kube-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, kwokctl from source into bin/k8s (cached).
+kube-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kwok, kwokctl from source into bin/k8s (cached).
 	hack/kube-build.sh
 
 .PHONY: test
@@ -82,10 +82,10 @@ build: ## Build the manager, the collector and the sample plugin into bin/.
 run: build kube-bins ## Run the manager in the foreground against your cluster, or against a local control plane when none is configured.
 	hack/run.sh
 
-##@ Local control plane (built from source, kwok nodes)
+##@ Local control plane (built from source: a real node and kwok nodes)
 
 .PHONY: cluster-up
-cluster-up: kube-bins ## Start the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) and install the CRDs.
+cluster-up: kube-bins ## Start the local control plane (etcd, kube-apiserver, controller-manager, scheduler; a real kubelet node when root, kwok nodes) and install the CRDs.
 	hack/cluster.sh up
 
 .PHONY: cluster-down
