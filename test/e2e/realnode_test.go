@@ -28,8 +28,8 @@ func TestRealTaskPodsCollect(t *testing.T) {
 
 	const records = 7
 	k.createDataSource("billing", source{real: true,
-		options: map[string]any{"tasks": 3, "records_per_task": records, "required_secret_keys": []any{"api_key", "region_token"}},
-		secret:  map[string]string{"region_token": "e2e-token-only-in-the-secret"},
+		options:  map[string]any{"tasks": 3, "records_per_task": records, "required_secret_keys": []any{"api_key", "region_token"}},
+		secret:   map[string]string{"region_token": "e2e-token-only-in-the-secret"},
 		defaults: costv1.JobDefaults{Parallelism: ptr[int32](3)}})
 	k.createJob("run", "billing")
 	k.wait("cajob/run", "{.status.status}", "SUCCESS", 2*time.Minute)
