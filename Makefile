@@ -10,7 +10,8 @@ KUBECTL ?= $(KUBE_BIN)/kubectl
 
 # Where the operator runs: `make run` uses $KUBECONFIG (or ~/.kube/config, or the
 # in-cluster config) when it reaches a cluster, and else a local control plane.
-IMG ?= cost-analysis-operator:latest
+# The manager image (make image, make image-push, make deploy); hack/mk/image.mk names the others.
+IMG ?= $(IMAGE_REGISTRY)/cost-analysis-operator:$(IMAGE_TAG)
 GOTEST_FLAGS ?=
 
 SHELL = /usr/bin/env bash -o pipefail

@@ -10,13 +10,9 @@ IMAGE_OUT ?= bin/image
 # Extra flags of `image-push`, e.g. IMAGE_PUSH_FLAGS=--insecure for a plain-HTTP registry.
 IMAGE_PUSH_FLAGS ?=
 
-# The manager's ref is $(IMAGE_REGISTRY)/cost-analysis-operator:$(IMAGE_TAG), unless
-# IMG is given on the command line (`make image IMG=...`): the Makefile's own
-# default IMG does not apply here.
-IMAGE_FLAGS = --registry $(IMAGE_REGISTRY) --tag $(IMAGE_TAG) --collector-ref $(COLLECTOR_IMG) --plugin-ref $(PLUGIN_IMG)
-ifeq ($(origin IMG),command line)
-IMAGE_FLAGS += --manager-ref $(IMG)
-endif
+# The manager's ref is the Makefile's IMG ($(IMAGE_REGISTRY)/cost-analysis-operator:$(IMAGE_TAG)
+# unless set).
+IMAGE_FLAGS = --registry $(IMAGE_REGISTRY) --tag $(IMAGE_TAG) --manager-ref $(IMG) --collector-ref $(COLLECTOR_IMG) --plugin-ref $(PLUGIN_IMG)
 
 ##@ Images
 
