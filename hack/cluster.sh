@@ -35,6 +35,7 @@ CLUSTER_NODES=${CLUSTER_NODES:-3}
 CLUSTER_KCM_QPS=${CLUSTER_KCM_QPS:-100}
 CLUSTER_KCM_BURST=${CLUSTER_KCM_BURST:-200}
 CLUSTER_REAL_NODE=${CLUSTER_REAL_NODE:-auto}
+export CLUSTER_NAME # hack/node.sh's too
 state="$root/.cluster"
 if [[ "$CLUSTER_NAME" == cost-analysis ]]; then
   kubeconfig="$state/kubeconfig"
@@ -224,15 +225,22 @@ cmd_up() {
 
   if [[ -d "$cluster_dir" ]] && healthy; then
     log "cluster $CLUSTER_NAME is already running"
-    local want
+    local want stale=""
     want=$(mktemp)
     if (write_config "$want") 2>/dev/null && ! cmp -s "$want" "$kwokctl_config"; then
-      log "warning: hack/kwok/stages.yaml (or kwok's defaults) changed since the cluster was created;" \
-        "run 'make cluster-down cluster-up' to use the new stages"
+      stale=1
+      log "warning: hack/cluster.sh's config (its flags, hack/kwok/stages.yaml or kwok's defaults) changed since the cluster was created;" \
+        "run 'make cluster-down cluster-up' to use the new one"
     fi
     rm -f "$want"
     install_crds
-    real_node
+    if [[ -n "$stale" ]] && ! CLUSTER_NAME=$CLUSTER_NAME "$root/hack/node.sh" host-address >/dev/null 2>&1; then
+      # A cluster made before the real node existed: its kwok controller would take the
+      # node over, and its API server cannot reach a kubelet.
+      log "no real node: this cluster predates it ('make cluster-down cluster-up' to get one)"
+    else
+      real_node
+    fi
     up_line
     return 0
   fi
