@@ -459,6 +459,9 @@ cmd_down() {
     die "still mounted under $node: $(leftover_mounts | tr '\n' ' ')"
   fi
   rm -rf "$node"
+  # containerd 1.6 and its shims also make /run/containerd/{s,fifo,runc}: shared with any
+  # other containerd, so removed only when empty (rmdir leaves a used one alone).
+  rmdir /run/containerd/runc/k8s.io /run/containerd/runc /run/containerd/fifo /run/containerd/s /run/containerd 2>/dev/null || true
   if [[ -n "$(leftover_pids)$(leftover_cgroups)$(leftover_other)" ]]; then
     die "left behind: $(leftover_pids | sed 's/^/pid /' | tr '\n' ' ')$(leftover_cgroups | tr '\n' ' ')$(leftover_other | tr '\n' ' ')"
   fi
