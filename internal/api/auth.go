@@ -59,7 +59,7 @@ type Authenticator interface {
 	Authorize(ctx context.Context, u User, a Access) (bool, error)
 }
 
-// bearerToken reads the caller's token from X-Auth-Token (the seeds' header) or
+// bearerToken reads the caller's token from X-Auth-Token (SpaceONE's header) or
 // Authorization: Bearer.
 func bearerToken(r *http.Request) string {
 	if t := strings.TrimSpace(r.Header.Get("X-Auth-Token")); t != "" {

@@ -290,7 +290,7 @@ func listCached[T any](ctx context.Context, s *Server, st Store, list client.Obj
 	return out, nil
 }
 
-// answerList answers a list call: without a Query, every object in the seed's order
+// answerList answers a list call: without a Query, every object in SpaceONE's order
 // (newest first); with one, the Query's page over the objects' table.
 func answerList[T any](objs []*T, compare func(a, b *T) int, info func(*T) any, table func([]*T) *query.Table,
 	q *query.Query, opts query.RunOptions) (*ListResult, error) {
@@ -306,7 +306,7 @@ func answerList[T any](objs []*T, compare func(a, b *T) int, info func(*T) any, 
 }
 
 // runList applies a Query to a table of records. Each untrimmed result is answered
-// with its typed info (whose JSON keeps the seed's field order), built for the page
+// with its typed info (whose JSON keeps SpaceONE's field order), built for the page
 // alone.
 func runList(t *query.Table, info func(i int) any, q *query.Query, opts query.RunOptions) (*ListResult, error) {
 	res, err := q.RunTable(t, opts)

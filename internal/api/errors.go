@@ -19,7 +19,7 @@ import (
 // with the HTTP status mapped from the error's gRPC status code (INVALID_ARGUMENT
 // 400, UNAUTHENTICATED 401, PERMISSION_DENIED 403, NOT_FOUND 404, INTERNAL 500).
 //
-// Job metering route: the seed's {"error_code": "...", "error_msg": "..."} with
+// Job metering route: the metering API document's {"error_code": "...", "error_msg": "..."} with
 // 12-character codes and English or Chinese messages (X-Language).
 
 // SpaceONE error codes (python-core's spaceone.core.error and cost-analysis's
@@ -135,7 +135,7 @@ func (e *MeteringError) Message(l Language) string {
 	return text
 }
 
-// Metering error codes: 12 characters, as the seed's error_code.
+// Metering error codes: 12 characters, as the metering API document's error_code.
 const (
 	MeteringCodeInvalidJobID     = "CAO.00400001"
 	MeteringCodeInvalidProjectID = "CAO.00400002"
@@ -182,7 +182,7 @@ func meteringErr(status int, code, arg string) *MeteringError {
 	return &MeteringError{Status: status, Code: code, Arg: arg}
 }
 
-// meteringBody is the seed's error body.
+// meteringBody is the metering API document's error body.
 type meteringBody struct {
 	ErrorCode string `json:"error_code"`
 	ErrorMsg  string `json:"error_msg"`

@@ -16,7 +16,7 @@ import (
 // Job metering ("task pricing details"): what a run consumed, from the summary the Job
 // controller keeps in status.metering.
 
-// ProductInfo is one entry of product_info_list, with every field of the seed.
+// ProductInfo is one entry of product_info_list, with every field of the metering API document.
 type ProductInfo struct {
 	ID                    string  `json:"id"`
 	CloudServiceType      string  `json:"cloud_service_type"`
@@ -34,7 +34,7 @@ type MeteringInfo struct {
 	ProductInfoList []ProductInfo `json:"product_info_list"`
 }
 
-// What the entries say, in the seed's vocabulary.
+// What the entries say, in the metering API's vocabulary.
 const (
 	// CloudServiceType names this product's service.
 	CloudServiceType = "costops.service.type.cost-analysis"
@@ -55,7 +55,7 @@ const (
 	// count of one resource of resource_spec_code, not a capacity.
 	MeasureNone = 0
 
-	bytesPerGB = 1 << 30 // the seed's GB is binary: 1 GB = 1024 MB
+	bytesPerGB = 1 << 30 // the metering API's GB is binary: 1 GB = 1024 MB
 )
 
 // MeteringProducts describes what a Job's run consumed: the task pods' run time in

@@ -10,7 +10,7 @@ import (
 	"github.com/costops/cost-analysis-operator/internal/query"
 )
 
-// JobInfo is SpaceONE cost_analysis.v1 JobInfo: exactly the seed's fields, in its
+// JobInfo is SpaceONE cost_analysis.v1 JobInfo: exactly SpaceONE's fields, in its
 // order. Unset strings and times are "" (proto3's default).
 type JobInfo struct {
 	JobID         string `json:"job_id"`
@@ -27,7 +27,7 @@ type JobInfo struct {
 	LastChangedAt string `json:"last_changed_at"`
 }
 
-// JobTaskInfo is SpaceONE cost_analysis.v1 JobTaskInfo: exactly the seed's fields, in
+// JobTaskInfo is SpaceONE cost_analysis.v1 JobTaskInfo: exactly SpaceONE's fields, in
 // its order.
 type JobTaskInfo struct {
 	JobTaskID    string          `json:"job_task_id"`
@@ -46,7 +46,7 @@ type JobTaskInfo struct {
 }
 
 // JobStatusNone is how JobInfo reports a Job the operator has not picked up yet: the
-// status enum's zero value in the seed.
+// status enum's zero value in SpaceONE's API.
 const JobStatusNone = "SCOPE_NONE"
 
 // JobStatuses and JobTaskStatuses are the values the status filters accept.

@@ -1,4 +1,4 @@
-// Package api serves the seeds' HTTP APIs from the manager's informer cache: the
+// Package api serves the HTTP APIs from the manager's informer cache: the
 // SpaceONE cost-analysis v1 Job and JobTask calls (get, list, stat, cancel) and the
 // job metering call (GET /v5/{project_id}/jobs/{job_id}/metering). Every call carries
 // a Kubernetes bearer token (X-Auth-Token or Authorization: Bearer), checked with
@@ -101,7 +101,7 @@ func Setup(mgr manager.Manager, o Options) error {
 	return mgr.Add(New(mgr.GetCache(), mgr.GetClient(), auth, o))
 }
 
-// routes maps the seed documents' paths to their calls.
+// routes maps the API documents' paths to their calls.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	const v1 = "/cost-analysis/v1"
