@@ -193,7 +193,9 @@ func ReadSecretDir(dir string) (map[string]any, error) {
 
 // Run collects one task: it streams the records from the plugin into cfg.Output and
 // returns the result to report. On failure the error is returned too, and the
-// result carries its code and message (and the bytes collected before it).
+// result carries its code and message (and the bytes collected before it). A record
+// that breaks the data contract (see plugin.CostRecordFromInfo) fails the task with
+// ErrorInvalidPluginData and the record's plugin.RecordError as the message.
 func Run(ctx context.Context, cfg Config) (taskpod.Result, error) {
 	logger := cfg.Logger
 	if logger == nil {
@@ -211,7 +213,13 @@ func Run(ctx context.Context, cfg Config) (taskpod.Result, error) {
 	var records, written int64
 	fail := func(err error) (taskpod.Result, error) {
 		msg := err.Error()
-		if records > 0 {
+		var re *plugin.RecordError
+		switch {
+		case errors.As(err, &re):
+			// The record's own message says which one it is and what is wrong:
+			// "record 17 (account 1111, product EC2): billed_date ... is not a date".
+			msg = re.Error()
+		case records > 0:
 			msg = fmt.Sprintf("%s (after %d records)", msg, records)
 		}
 		res := taskpod.Result{ErrorCode: ErrorCode(err), ErrorMessage: msg, CollectedBytes: written}
@@ -254,7 +262,8 @@ func ErrorCode(err error) string {
 		return ce.Code
 	}
 	var me *plugin.MalformedError
-	if errors.As(err, &me) {
+	var re *plugin.RecordError
+	if errors.As(err, &me) || errors.As(err, &re) {
 		return ErrorInvalidPluginData
 	}
 	var pe *plugin.Error

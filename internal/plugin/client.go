@@ -120,10 +120,13 @@ func (c *Client) GetLinkedAccounts(ctx context.Context, r GetLinkedAccountsReque
 }
 
 // GetData calls Cost.get_data and hands each record to fn, in the order the plugin
-// streams them. An error from fn stops the stream and is returned as it is. A
-// stream that breaks after the first record is an error, never retried (the records
-// already handed to fn cannot be taken back); one that fails before it is retried
-// like any call. Options.CallTimeout bounds the wait for each message of the stream.
+// streams them, each converted and validated by CostRecordFromInfo. An error from fn
+// stops the stream and is returned as it is. A record that breaks the data contract
+// stops it too, and is a *MalformedError wrapping the record's *RecordError (the
+// records before it have reached fn). A stream that breaks after the first record is
+// an error, never retried (the records already handed to fn cannot be taken back);
+// one that fails before it is retried like any call. Options.CallTimeout bounds the
+// wait for each message of the stream.
 func (c *Client) GetData(ctx context.Context, r GetDataRequest, fn func(CostRecord) error) error {
 	req := &pluginpb.GetDataRequest{Schema: r.Schema, DomainId: r.DomainID}
 	var err error
@@ -149,6 +152,11 @@ func (c *Client) GetData(ctx context.Context, r GetDataRequest, fn func(CostReco
 			observe(MethodGetData, codes.OK, time.Since(start))
 			return nil
 		}
+		if me, ok := err.(*MalformedError); ok {
+			observe(MethodGetData, codes.OK, time.Since(start))
+			observeMalformed(MethodGetData)
+			return me
+		}
 		perr := err.(*Error)
 		observe(MethodGetData, perr.Code, time.Since(start))
 		perr.Attempts = attempt
@@ -165,7 +173,7 @@ type errFromFn struct{ err error }
 func (e errFromFn) Error() string { return e.err.Error() }
 
 // getDataOnce runs one get_data stream; started says whether any record reached fn.
-// Its error is an *Error or an errFromFn.
+// Its error is an *Error, an errFromFn or a *MalformedError (an invalid record).
 func (c *Client) getDataOnce(ctx context.Context, req *pluginpb.GetDataRequest, fn func(CostRecord) error) (started bool, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -183,6 +191,7 @@ func (c *Client) getDataOnce(ctx context.Context, req *pluginpb.GetDataRequest, 
 	if err != nil {
 		return false, fail(err)
 	}
+	index := 0 // of the next record in the stream
 	for {
 		msg, err := stream.Recv()
 		if !timer.Stop() && idle.Load() {
@@ -195,8 +204,13 @@ func (c *Client) getDataOnce(ctx context.Context, req *pluginpb.GetDataRequest, 
 			return started, fail(err)
 		}
 		for _, ci := range msg.GetResults() {
+			rec, err := CostRecordFromInfo(index, ci)
+			if err != nil {
+				return true, &MalformedError{Method: MethodGetData, Reason: err.Error(), Err: err}
+			}
+			index++
 			started = true
-			if err := fn(costRecord(ci)); err != nil {
+			if err := fn(rec); err != nil {
 				return started, errFromFn{err}
 			}
 		}

@@ -51,16 +51,22 @@ func CodeOf(err error) codes.Code {
 }
 
 // MalformedError is a plugin answer that breaks the protocol: a task without
-// task_options, a changed window whose dates are not dates, ...
+// task_options, a changed window whose dates are not dates, a cost record without
+// billed_date, ...
 type MalformedError struct {
 	Method string
 	// Reason says what is wrong and where, e.g. "task 3: task_options is missing".
 	Reason string
+	// Err (optional) is the detailed error, e.g. the *RecordError of a get_data
+	// record.
+	Err error
 }
 
 func (e *MalformedError) Error() string {
 	return fmt.Sprintf("plugin %s returned malformed data: %s", e.Method, e.Reason)
 }
+
+func (e *MalformedError) Unwrap() error { return e.Err }
 
 // callError turns what a gRPC call returned into an *Error. ctx is the caller's
 // context; timeout the per-call deadline the attempt ran under.

@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"google.golang.org/protobuf/types/known/structpb"
-
-	"github.com/costops/cost-analysis-operator/internal/plugin/pluginpb"
 )
 
 // The methods of the protocol, as they appear in errors and metrics.
@@ -87,8 +85,8 @@ type GetDataRequest struct {
 	DomainID    string
 }
 
-// CostRecord is one cost record (the protocol's CostInfo). Its JSON form uses the
-// protocol's field names.
+// CostRecord is one cost record (the protocol's CostInfo), validated by
+// CostRecordFromInfo. Its JSON form uses the protocol's field names.
 type CostRecord struct {
 	Cost           float64        `json:"cost"`
 	UsageQuantity  float64        `json:"usage_quantity"`
@@ -103,23 +101,6 @@ type CostRecord struct {
 	Data           map[string]any `json:"data,omitempty"`
 	// BilledDate is "YYYY-MM-DD".
 	BilledDate string `json:"billed_date"`
-}
-
-func costRecord(c *pluginpb.CostInfo) CostRecord {
-	return CostRecord{
-		Cost:           c.GetCost(),
-		UsageQuantity:  c.GetUsageQuantity(),
-		UsageUnit:      c.GetUsageUnit(),
-		Provider:       c.GetProvider(),
-		RegionCode:     c.GetRegionCode(),
-		Product:        c.GetProduct(),
-		UsageType:      c.GetUsageType(),
-		Resource:       c.GetResource(),
-		Tags:           fromStruct(c.GetTags()),
-		AdditionalInfo: fromStruct(c.GetAdditionalInfo()),
-		Data:           fromStruct(c.GetData()),
-		BilledDate:     c.GetBilledDate(),
-	}
 }
 
 // toStruct encodes a map as a Struct; nil becomes an empty Struct, since plugins
