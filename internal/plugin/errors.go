@@ -84,6 +84,10 @@ func callError(method string, ctx context.Context, err error, timeout time.Durat
 	}
 	e := &Error{Method: method, Code: st.Code(), Message: st.Message()}
 	switch {
+	case e.Code == codes.DeadlineExceeded && ctx.Err() == nil && callerDeadlineBound(ctx):
+		// gRPC sends the caller's deadline to the server, which may give up and say so
+		// a moment before the caller's own context is done: the caller's deadline it is.
+		e.Message = fmt.Sprintf("the caller stopped waiting: %v", context.DeadlineExceeded)
 	case e.Code == codes.DeadlineExceeded && ctx.Err() == nil:
 		e.Message = fmt.Sprintf("no answer within the call timeout of %s (%s)", timeout, st.Message())
 	case e.Code == codes.DeadlineExceeded || e.Code == codes.Canceled:
@@ -92,4 +96,15 @@ func callError(method string, ctx context.Context, err error, timeout time.Durat
 		}
 	}
 	return e
+}
+
+// deadlineSlack is how far apart the caller's deadline and the end of a call can be for
+// a DeadlineExceeded to be the caller's: the server's and the client's timers fire at
+// almost the same time, in either order.
+const deadlineSlack = 50 * time.Millisecond
+
+// callerDeadlineBound reports whether ctx's deadline has (all but) passed.
+func callerDeadlineBound(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) < deadlineSlack
 }
