@@ -5,6 +5,9 @@ package main
 import (
 	"flag"
 	"os"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/types"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -37,11 +40,29 @@ func main() {
 	flag.StringVar(&o.API.BindAddress, "api-bind-address", o.API.BindAddress, "Address the HTTP API (SpaceONE cost-analysis v1 Job/JobTask and job metering) binds to; \"0\" disables it.")
 	flag.StringVar(&o.API.CertDir, "api-cert-dir", o.API.CertDir, "Directory holding the HTTP API's tls.crt and tls.key, reloaded when they change.")
 	flag.BoolVar(&o.API.SelfSigned, "api-self-signed", o.API.SelfSigned, "When --api-cert-dir is empty, serve the HTTP API with a self-signed certificate made at start (its SHA-256 fingerprint is logged).")
+	var defaultStore string
+	flag.StringVar(&defaultStore, "default-store-secret", "", "The default store: <namespace>/<name> of a Secret whose key \"dsn\" is a PostgreSQL DSN, used by DataSources without spec.store. Empty: none (such DataSources are not ready).")
+	var storeMaxConns int
+	flag.IntVar(&storeMaxConns, "store-max-conns", int(o.StoreMaxConns), "Most connections the manager opens to each store.")
+	flag.DurationVar(&o.CommitRetryWindow, "commit-retry-window", o.CommitRetryWindow, "How long a failing commit of a run's records is retried before the run fails with ERROR_COMMIT_FAILED and is rolled back.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	setupLog := ctrl.Log.WithName("setup")
+	if defaultStore != "" {
+		ns, name, ok := strings.Cut(defaultStore, "/")
+		if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			setupLog.Error(nil, "--default-store-secret must be <namespace>/<name>", "value", defaultStore)
+			os.Exit(2)
+		}
+		o.DefaultStoreSecret = types.NamespacedName{Namespace: ns, Name: name}
+	}
+	if storeMaxConns < 1 || storeMaxConns > 1000 {
+		setupLog.Error(nil, "--store-max-conns must be between 1 and 1000", "value", storeMaxConns)
+		os.Exit(2)
+	}
+	o.StoreMaxConns = int32(storeMaxConns)
 
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(qps), burst

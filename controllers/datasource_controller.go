@@ -24,6 +24,7 @@ import (
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
 	"github.com/costops/cost-analysis-operator/internal/indexes"
 	"github.com/costops/cost-analysis-operator/internal/plugin"
+	"github.com/costops/cost-analysis-operator/internal/store"
 )
 
 // DataSourceReconciler checks that a DataSource's plugin accepts its options and
@@ -38,6 +39,8 @@ type DataSourceReconciler struct {
 	callTimeout     time.Duration
 	recheckInterval time.Duration
 	retryInterval   time.Duration
+
+	stores *Stores
 }
 
 var _ reconcile.Reconciler = (*DataSourceReconciler)(nil)
@@ -58,6 +61,11 @@ func WithVerifyRetryInterval(d time.Duration) DataSourceOption {
 // WithVerifyTimeout sets the deadline of verify and init calls.
 func WithVerifyTimeout(d time.Duration) DataSourceOption {
 	return func(r *DataSourceReconciler) { r.callTimeout = d }
+}
+
+// WithDataSourceStores sets how DataSources reach their stores (StoreReady, retention).
+func WithDataSourceStores(s *Stores) DataSourceOption {
+	return func(r *DataSourceReconciler) { r.stores = s }
 }
 
 // NewDataSourceReconciler returns a DataSourceReconciler.
@@ -114,6 +122,9 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 	cond, metadata := r.verify(ctx, ds)
 	cond.ObservedGeneration = ds.Generation
 	meta.SetStatusCondition(&ds.Status.Conditions, cond)
+	storeCond := r.checkStore(ctx, ds)
+	storeCond.ObservedGeneration = ds.Generation
+	meta.SetStatusCondition(&ds.Status.Conditions, storeCond)
 	ds.Status.ObservedGeneration = ds.Generation
 	if metadata != nil {
 		ds.Status.PluginMetadata = metadata
@@ -126,10 +137,55 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 			return reconcile.Result{}, err
 		}
 	}
-	if cond.Status == metav1.ConditionTrue {
+	if cond.Status == metav1.ConditionTrue && storeCond.Status == metav1.ConditionTrue {
 		return reconcile.Result{RequeueAfter: r.recheckInterval}, nil
 	}
 	return reconcile.Result{RequeueAfter: r.retryInterval}, nil
+}
+
+// checkStore reports whether the DataSource's store answers with its schema
+// applied (StoreReady), and applies its retention while it is there: records
+// older than spec.store.retention months (default 12) and rollup rows older than
+// 36 months are deleted, and month partitions left empty are dropped.
+func (r *DataSourceReconciler) checkStore(ctx context.Context, ds *costv1.DataSource) metav1.Condition {
+	cond := metav1.Condition{Type: costv1.ConditionStoreReady, Status: metav1.ConditionFalse}
+	tgt, serr := resolveStore(ctx, r.apiReader, ds, r.stores)
+	if serr != nil {
+		cond.Reason, cond.Message = serr.Reason, serr.Error()
+		return cond
+	}
+	if r.stores == nil || r.stores.Registry == nil {
+		cond.Reason, cond.Message = costv1.ReasonStoreUnavailable, "the operator has no store registry"
+		return cond
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.callTimeout)
+	defer cancel()
+	db, err := r.stores.Registry.Get(ctx, tgt.DSN)
+	if err == nil {
+		err = db.Ping(ctx)
+	}
+	if err != nil {
+		cond.Reason, cond.Message = costv1.ReasonStoreUnavailable, err.Error()
+		return cond
+	}
+	where := "its own store"
+	if tgt.Default {
+		where = "the operator's default store"
+	}
+	cond.Status, cond.Reason = metav1.ConditionTrue, costv1.ReasonStoreConnected
+	cond.Message = where + " (" + store.Redact(tgt.DSN) + ") answers and its schema is current"
+	keep := costv1.DefaultRetentionMonths
+	if st := ds.Spec.Store; st != nil && st.Retention != nil {
+		keep = int(*st.Retention)
+	}
+	res, err := db.ApplyRetention(ctx, ds.Namespace, ds.Name, keep, r.clock.Now())
+	if err != nil {
+		log.FromContext(ctx).Error(err, "Applying the retention failed; trying again at the next check", "months", keep)
+	} else if res.DeletedRows > 0 || res.DeletedRollupRows > 0 || len(res.DroppedPartitions) > 0 {
+		log.FromContext(ctx).Info("Applied the retention", "keptFrom", res.KeptFrom, "deletedRows", res.DeletedRows,
+			"deletedRollupRows", res.DeletedRollupRows, "droppedPartitions", res.DroppedPartitions)
+	}
+	return cond
 }
 
 // verify calls the plugin's verify (and init, for its metadata).

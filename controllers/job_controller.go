@@ -39,7 +39,7 @@ const (
 // +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobtasks,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=datasources,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=datasources/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
@@ -57,6 +57,13 @@ type JobReconciler struct {
 	pluginCallTimeout time.Duration
 	planRetryWindow   time.Duration
 	maxConcurrent     int
+
+	// stores reach the runs' databases; storeCallTimeout bounds each commit or
+	// rollback transaction, commitRetryWindow how long a failing commit is retried
+	// before the run fails (and is rolled back).
+	stores            *Stores
+	storeCallTimeout  time.Duration
+	commitRetryWindow time.Duration
 
 	// written remembers our last status write per Job (its resourceVersion and time),
 	// so a reconcile that reads an older copy from the cache waits for the newer one
@@ -92,6 +99,15 @@ func WithPlanRetryWindow(d time.Duration) JobOption {
 // WithMaxConcurrentJobs sets how many Jobs are reconciled at once.
 func WithMaxConcurrentJobs(n int) JobOption { return func(r *JobReconciler) { r.maxConcurrent = n } }
 
+// WithStores sets how the runs reach their stores.
+func WithStores(s *Stores) JobOption { return func(r *JobReconciler) { r.stores = s } }
+
+// WithCommitRetryWindow sets how long a failing commit is retried before the run
+// fails with ERROR_COMMIT_FAILED and is rolled back.
+func WithCommitRetryWindow(d time.Duration) JobOption {
+	return func(r *JobReconciler) { r.commitRetryWindow = d }
+}
+
 // NewJobReconciler returns a JobReconciler using the manager's client and cache.
 func NewJobReconciler(mgr manager.Manager, plugins *plugin.Pool, ledger *admission.Ledger, opts ...JobOption) *JobReconciler {
 	r := &JobReconciler{
@@ -106,6 +122,8 @@ func NewJobReconciler(mgr manager.Manager, plugins *plugin.Pool, ledger *admissi
 		planRetryWindow:   2 * time.Minute,
 		maxConcurrent:     4,
 		countsInterval:    time.Second,
+		storeCallTimeout:  time.Minute,
+		commitRetryWindow: 10 * time.Minute,
 	}
 	for _, o := range opts {
 		o(r)
@@ -171,9 +189,27 @@ func (r *JobReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	if job.Status.Status.Finished() {
 		return r.reconcileFinished(ctx, s)
 	}
+	if job.Status.Ending == nil {
+		res, err := r.runPhases(ctx, s)
+		if err != nil || s.job.Status.Ending == nil {
+			return res, err
+		}
+		// Say where the run is (Stored: Committing or RollingBack) before the
+		// store is touched.
+		if err := r.writeStatus(ctx, s); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	// The run reached its outcome: commit or roll back its records, then end it.
+	return r.reconcileClose(ctx, s)
+}
+
+// runPhases runs a Job's phases until one ends the run or must wait.
+func (r *JobReconciler) runPhases(ctx context.Context, s *jobScope) (reconcile.Result, error) {
 	phases := []func(context.Context, *jobScope) (reconcile.Result, error){
 		r.reconcileStart,
 		r.reconcileDataSource,
+		r.reconcileStore,
 		r.reconcilePlan,
 		r.reconcileTasks,
 		r.reconcileEnd,

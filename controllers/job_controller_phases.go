@@ -25,7 +25,6 @@ import (
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
 	"github.com/costops/cost-analysis-operator/internal/admission"
 	"github.com/costops/cost-analysis-operator/internal/indexes"
-	"github.com/costops/cost-analysis-operator/internal/metrics"
 	"github.com/costops/cost-analysis-operator/internal/plugin"
 )
 
@@ -112,22 +111,6 @@ func (s *jobScope) deadline() time.Time {
 
 func (s *jobScope) planned() bool {
 	return meta.IsStatusConditionTrue(s.job.Status.Conditions, costv1.ConditionPlanned)
-}
-
-// end finishes the run in the status. The JobTask controller stops the tasks that are
-// still open when it sees the Job finished.
-func (r *JobReconciler) end(ctx context.Context, s *jobScope, o outcome) {
-	st := &s.job.Status
-	applyOutcome(st, o, s.job.Generation, metaNow(s.now))
-	applyTasks(st, s.summary)
-	s.stop = true
-	log.FromContext(ctx).Info("Job finished", "status", o.State, "errorCode", o.ErrorCode, "totalTasks", st.TotalTasks, "createdCount", st.CreatedCount)
-	evType := corev1.EventTypeNormal
-	if o.State != costv1.JobSuccess {
-		evType = corev1.EventTypeWarning
-	}
-	r.recorder.Eventf(s.job, nil, evType, o.Reason, "Finish", "Job ended %s: %s", o.State, firstNonEmpty(o.ErrorMessage, "every task succeeded"))
-	metrics.JobFinished(s.job.Namespace, s.job.Spec.DataSourceRef.Name, string(o.State))
 }
 
 // reconcileStart opens the run and writes IN_PROGRESS at once, so the timeout is
@@ -455,16 +438,9 @@ func (r *JobReconciler) reconcileTasks(ctx context.Context, s *jobScope) (reconc
 }
 
 func (r *JobReconciler) observeTasks(ctx context.Context, job *costv1.Job) (taskSummary, error) {
-	var list costv1.JobTaskList
-	if err := r.client.List(ctx, &list, client.InNamespace(job.Namespace),
-		client.MatchingFields{indexes.JobTaskJob: job.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	tasks, err := r.listTasks(ctx, job)
+	if err != nil {
 		return taskSummary{}, err
-	}
-	tasks := make([]*costv1.JobTask, 0, len(list.Items))
-	for i := range list.Items {
-		if metav1.IsControlledBy(&list.Items[i], job) {
-			tasks = append(tasks, &list.Items[i])
-		}
 	}
 	return summarizeTasks(tasks), nil
 }

@@ -168,9 +168,19 @@ func applyTasks(st *costv1.JobStatus, s taskSummary) {
 	if st.RemainedTasks < 0 {
 		st.RemainedTasks = 0
 	}
+	// Once the run is committed (or rolled back), what it stored is what the store
+	// says, not what the tasks reported: a retried task's first attempt, or a task
+	// pod on a kwok node that wrote nothing, counts for nothing.
 	st.CreatedCount = s.CreatedCount
+	collected := s.CollectedBytes
+	if sto := st.Store; sto != nil && sto.CommittedRows != nil {
+		st.CreatedCount = *sto.CommittedRows
+		if sto.CommittedBytes != nil {
+			collected = *sto.CommittedBytes
+		}
+	}
 	if s.Observed > 0 || st.Metering != nil {
-		m := costv1.MeteringSummary{TaskPodSeconds: s.TaskSeconds, CollectedBytes: s.CollectedBytes}
+		m := costv1.MeteringSummary{TaskPodSeconds: s.TaskSeconds, CollectedBytes: collected}
 		if st.Metering != nil {
 			m.ResourceSpecCode = st.Metering.ResourceSpecCode
 		}

@@ -42,8 +42,18 @@ func TestJobRunsManyTasksToSuccessWithinParallelism(t *testing.T) {
 	if j.Status.TotalTasks != 30 || j.Status.RemainedTasks != 0 || j.Status.CreatedCount != 465 || j.Status.Tasks.Success != 30 {
 		t.Fatalf("status %+v", j.Status)
 	}
-	if m := j.Status.Metering; m == nil || m.CollectedBytes != 46500 || m.ResourceSpecCode != "default" || m.TaskPodSeconds < 0 {
-		t.Fatalf("metering %+v, want 46500 bytes on the default spec", m)
+	// What was committed: the store's rows and bytes, which the Job reports.
+	if st := j.Status.Store; st == nil || st.CommittedRows == nil || *st.CommittedRows != 465 || st.CommittedBytes == nil || *st.CommittedBytes <= 0 || !st.Default {
+		t.Fatalf("store status %+v, want 465 rows committed to the default store", st)
+	}
+	if n := storedRows(t, j); n != 465 {
+		t.Fatalf("%d records in the store, want 465", n)
+	}
+	if c := meta.FindStatusCondition(j.Status.Conditions, costv1.ConditionStored); c == nil || c.Status != metav1.ConditionTrue || c.Reason != costv1.ReasonCommitted {
+		t.Fatalf("Stored condition %+v", c)
+	}
+	if m := j.Status.Metering; m == nil || m.CollectedBytes != *j.Status.Store.CommittedBytes || m.ResourceSpecCode != "default" || m.TaskPodSeconds < 0 {
+		t.Fatalf("metering %+v, want the %d bytes committed, on the default spec", m, *j.Status.Store.CommittedBytes)
 	}
 	if j.Status.StartedAt == nil || j.Status.FinishedAt == nil || j.Status.UpdatedAt == nil || j.Status.CreatedAt == nil {
 		t.Fatalf("timestamps missing: %+v", j.Status)
@@ -270,9 +280,11 @@ func TestTaskFailureUnderEachPolicy(t *testing.T) {
 			j.Spec.FailurePolicy = costv1.FailurePolicyContinue
 		})
 		j := waitJob(t, ns, "run", costv1.JobFailure, 30*time.Second)
-		if j.Status.Tasks.Success != 4 || j.Status.Tasks.Failure != 1 || j.Status.CreatedCount != 40 || j.Status.RemainedTasks != 0 {
+		if j.Status.Tasks.Success != 4 || j.Status.Tasks.Failure != 1 || j.Status.RemainedTasks != 0 {
 			t.Fatalf("status %+v", j.Status)
 		}
+		// The 4 tasks that succeeded wrote 40 records; the failed run keeps none.
+		assertRolledBack(t, j)
 		if !strings.Contains(j.Status.ErrorMessage, "run-1") {
 			t.Fatalf("error message %q does not name the failed task", j.Status.ErrorMessage)
 		}
@@ -359,9 +371,10 @@ func TestCancelWhileRunning(t *testing.T) {
 		t.Fatalf("%d pods left, want only the 2 that completed", n)
 	}
 	j = waitJob(t, ns, "run", costv1.JobCanceled, time.Second)
-	if j.Status.Tasks.Success != 2 || j.Status.Tasks.Canceled != 6 || j.Status.RemainedTasks != 0 || j.Status.CreatedCount != 10 {
-		t.Fatalf("counts %+v remained %d created %d", j.Status.Tasks, j.Status.RemainedTasks, j.Status.CreatedCount)
+	if j.Status.Tasks.Success != 2 || j.Status.Tasks.Canceled != 6 || j.Status.RemainedTasks != 0 {
+		t.Fatalf("counts %+v remained %d", j.Status.Tasks, j.Status.RemainedTasks)
 	}
+	assertRolledBack(t, j) // the 2 tasks that completed had written 10 records
 	if c := meta.FindStatusCondition(j.Status.Conditions, costv1.ConditionSucceeded); c == nil || c.Reason != costv1.ReasonCanceled {
 		t.Fatalf("condition %+v", c)
 	}

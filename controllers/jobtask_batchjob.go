@@ -177,6 +177,18 @@ func contractEnv(in batchJobInput) []corev1.EnvVar {
 		{Name: taskpod.EnvPluginSchema, Value: ds.Spec.Plugin.Schema},
 		{Name: taskpod.EnvPluginEndpoint, Value: ds.Spec.Plugin.Endpoint},
 		{Name: taskpod.EnvSecretDir, Value: taskpod.SecretMountPath},
+		{Name: taskpod.EnvJobUID, Value: string(in.Job.UID)},
+		{Name: taskpod.EnvJobTaskUID, Value: string(t.UID)},
+		{Name: taskpod.EnvDataSourceUID, Value: string(ds.UID)},
+		{Name: taskpod.EnvPodName, ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"}}},
+	}
+	// The store's DSN, from the run's store Secret: never a value in the pod spec.
+	if st := in.Job.Status.Store; st != nil && st.SecretName != "" {
+		env = append(env, corev1.EnvVar{Name: taskpod.EnvStoreDSN, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: st.SecretName}, Key: costv1.StoreDSNKey},
+		}})
 	}
 	if tls := ds.Spec.Plugin.TLS; tls != nil {
 		env = append(env,

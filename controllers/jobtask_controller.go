@@ -121,7 +121,13 @@ func podToTask(_ context.Context, o client.Object) []reconcile.Request {
 func (r *JobTaskReconciler) jobEnded(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	oldJob, ok1 := e.ObjectOld.(*costv1.Job)
 	newJob, ok2 := e.ObjectNew.(*costv1.Job)
-	if !ok1 || !ok2 || oldJob.Status.Status.Finished() || !newJob.Status.Status.Finished() {
+	if !ok1 || !ok2 {
+		return
+	}
+	if _, was := stopping(oldJob); was {
+		return
+	}
+	if _, now := stopping(newJob); !now {
 		return
 	}
 	var list costv1.JobTaskList
@@ -168,8 +174,8 @@ func (r *JobTaskReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, nil // left over from an older Job of the same name
 	}
 	now := metaNow(r.clock.Now())
-	if job.Status.Status.Finished() {
-		return reconcile.Result{}, r.stopTask(ctx, task, job, now)
+	if state, stop := stopping(job); stop {
+		return reconcile.Result{}, r.stopTask(ctx, task, job, state, now)
 	}
 	if job.Status.Status == "" {
 		// A JobTask exists only once its Job has started (the plan writes the Job's
@@ -243,6 +249,14 @@ func (r *JobTaskReconciler) startTask(ctx context.Context, task *costv1.JobTask,
 		st.FinishedAt, st.UpdatedAt = &now, &now
 		return reconcile.Result{}, r.writeStatus(ctx, task, st, jobKey)
 	}
+	if job.Status.Ending != nil {
+		return reconcile.Result{}, nil // the run is being committed: nothing more starts
+	}
+	if job.Status.Store == nil || job.Status.Store.SecretName == "" {
+		// The Job writes its store before it plans, so this is the cache running
+		// behind that write (or a run planned before the operator had a store).
+		return reconcile.Result{RequeueAfter: time.Second}, nil
+	}
 	settings := effectiveSettings(job, ds)
 	if !r.ledger.Admit(ledgerJob(ctx, r.client, job, settings.Parallelism), task.Name, task.Spec.Index) {
 		return reconcile.Result{}, nil // woken when a slot frees
@@ -261,9 +275,23 @@ func (r *JobTaskReconciler) startTask(ctx context.Context, task *costv1.JobTask,
 	return reconcile.Result{}, nil
 }
 
-// stopTask ends a task whose Job ended: its batch Job and pods are deleted and it
-// becomes CANCELED (or TIMEOUT).
-func (r *JobTaskReconciler) stopTask(ctx context.Context, task *costv1.JobTask, job *costv1.Job, now metav1.Time) error {
+// stopping says whether a Job's open tasks must stop, and with which Job state:
+// once the Job finished, and already while a failed, timed-out or canceled run is
+// rolled back (a task still writing would hold the rollback up; the store refuses
+// its rows once the run is rolled back anyway).
+func stopping(job *costv1.Job) (costv1.JobState, bool) {
+	if job.Status.Status.Finished() {
+		return job.Status.Status, true
+	}
+	if e := job.Status.Ending; e != nil && e.Status != costv1.JobSuccess {
+		return e.Status, true
+	}
+	return "", false
+}
+
+// stopTask ends a task whose Job ended (or is ending with state): its batch Job
+// and pods are deleted and it becomes CANCELED (or TIMEOUT).
+func (r *JobTaskReconciler) stopTask(ctx context.Context, task *costv1.JobTask, job *costv1.Job, state costv1.JobState, now metav1.Time) error {
 	bj := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: task.Namespace, Name: BatchJobName(task.Name)}}
 	if err := r.client.Delete(ctx, bj, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
 		return err
@@ -273,7 +301,7 @@ func (r *JobTaskReconciler) stopTask(ctx context.Context, task *costv1.JobTask, 
 		client.MatchingLabels{costv1.LabelJobTask: task.Name}, client.GracePeriodSeconds(0)); client.IgnoreNotFound(err) != nil {
 		return err
 	}
-	st := stopTask(task.Status, job.Status.Status, now)
+	st := stopTask(task.Status, state, now)
 	return r.writeStatus(ctx, task, st, types.NamespacedName{Namespace: task.Namespace, Name: job.Name})
 }
 

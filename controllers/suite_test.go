@@ -2,7 +2,9 @@ package controllers_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -23,6 +26,9 @@ import (
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
 	"github.com/costops/cost-analysis-operator/internal/operator"
 	"github.com/costops/cost-analysis-operator/internal/sampleplugin"
+	"github.com/costops/cost-analysis-operator/internal/store"
+	"github.com/costops/cost-analysis-operator/internal/store/pgtest"
+	"github.com/costops/cost-analysis-operator/internal/taskpod"
 	"github.com/costops/cost-analysis-operator/internal/testenv"
 )
 
@@ -53,10 +59,46 @@ func TestMain(m *testing.M) {
 		_ = env.Stop()
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Main(m)
 	stopPlugin()
 	_ = env.Stop()
 	os.Exit(code)
+}
+
+var (
+	storeMu  sync.Mutex
+	storeDSN string
+)
+
+// defaultStoreNamespace holds the default store's Secret in the tests.
+const defaultStoreNamespace = "cost-analysis-system"
+
+// noDefaultStore, as Options.DefaultStoreSecret, starts a manager without a
+// default store.
+var noDefaultStore = types.NamespacedName{Name: "-"}
+
+// defaultStore is the Secret of the tests' default store: a database on the
+// package's PostgreSQL (pgtest), shared by every test (their runs never meet:
+// each Job is a run of its own, in a namespace of its own).
+func defaultStore(t *testing.T) types.NamespacedName {
+	t.Helper()
+	storeMu.Lock()
+	defer storeMu.Unlock()
+	if storeDSN == "" {
+		dsn := pgtest.Start(t) // skips, or under CI=true fails, without PostgreSQL
+		ctx := context.Background()
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: defaultStoreNamespace}}
+		if err := k8s.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "default-store", Namespace: defaultStoreNamespace},
+			StringData: map[string]string{costv1.StoreDSNKey: dsn}}
+		if err := k8s.Create(ctx, sec); err != nil {
+			t.Fatal(err)
+		}
+		storeDSN = dsn
+	}
+	return types.NamespacedName{Namespace: defaultStoreNamespace, Name: "default-store"}
 }
 
 type discard struct{}
@@ -81,6 +123,12 @@ func startManager(t *testing.T, o operator.Options) (stop func()) {
 
 func startManagerWithConfig(t *testing.T, cfg *rest.Config, o operator.Options) (stop func()) {
 	t.Helper()
+	switch o.DefaultStoreSecret {
+	case noDefaultStore:
+		o.DefaultStoreSecret = types.NamespacedName{}
+	case types.NamespacedName{}:
+		o.DefaultStoreSecret = defaultStore(t)
+	}
 	mgr, err := operator.New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
@@ -222,14 +270,112 @@ type kubelet struct {
 }
 
 type taskOutcome struct {
-	hang    bool   // the pod runs until deleted
+	hang bool // the pod runs until deleted
+	// rows (> 0) makes the pod write that many records to the run's store, as the
+	// collector does, through the DSN of the Secret its env names; a successful
+	// outcome then reports what the store took.
+	rows    int
 	message string // termination message
 	exit    int32  // 0 succeeds, else fails
 	runFor  time.Duration
 }
 
 func success(n int) taskOutcome {
-	return taskOutcome{message: fmt.Sprintf(`{"created_count": %d, "collected_bytes": %d}`, n, n*100)}
+	return taskOutcome{rows: n, message: fmt.Sprintf(`{"created_count": %d, "collected_bytes": %d}`, n, n*100)}
+}
+
+// failureAfter writes rows records and then fails, as a collector whose plugin
+// broke off mid-stream after a write it had made.
+func failureAfter(rows int, code, msg string) taskOutcome {
+	o := failure(code, msg)
+	o.rows = rows
+	return o
+}
+
+var testStores = store.NewRegistry(4)
+
+// storedRows is the number of records of a run in the tests' default store,
+// committed or not.
+func storedRows(t *testing.T, j *costv1.Job) int {
+	t.Helper()
+	db, err := testStores.Get(context.Background(), storeDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := db.RunRecords(context.Background(), string(j.UID), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(recs)
+}
+
+// assertRolledBack checks that a run ended with its records rolled back.
+func assertRolledBack(t *testing.T, j *costv1.Job) {
+	t.Helper()
+	if c := meta.FindStatusCondition(j.Status.Conditions, costv1.ConditionStored); c == nil || c.Status != metav1.ConditionFalse || c.Reason != costv1.ReasonRolledBack {
+		t.Fatalf("Stored condition %+v, want False/RolledBack", c)
+	}
+	if j.Status.CreatedCount != 0 {
+		t.Fatalf("createdCount %d after a rollback", j.Status.CreatedCount)
+	}
+	if n := storedRows(t, j); n != 0 {
+		t.Fatalf("%d records of the rolled-back run left in the store", n)
+	}
+}
+
+// podDSN resolves the store DSN of a pod's env from its Secret, as a kubelet
+// does when the container starts.
+func podDSN(ctx context.Context, pod *corev1.Pod) string {
+	for _, e := range pod.Spec.Containers[0].Env {
+		if e.Name == taskpod.EnvStoreDSN && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			sec := &corev1.Secret{}
+			if err := k8s.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: e.ValueFrom.SecretKeyRef.Name}, sec); err != nil {
+				return ""
+			}
+			return string(sec.Data[e.ValueFrom.SecretKeyRef.Key])
+		}
+	}
+	return ""
+}
+
+// writeRows plays the collector's part against the store: n records for the
+// task of pod, with the identities and the DSN the task-pod contract gives it.
+func writeRows(ctx context.Context, pod *corev1.Pod, dsn string, n int) (store.WriteResult, error) {
+	env := map[string]string{}
+	for _, e := range pod.Spec.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	if dsn == "" {
+		return store.WriteResult{}, fmt.Errorf("pod %s has no %s from a Secret", pod.Name, taskpod.EnvStoreDSN)
+	}
+	db, err := testStores.Get(ctx, dsn)
+	if err != nil {
+		return store.WriteResult{}, err
+	}
+	var opts struct {
+		Month string `json:"month"`
+	}
+	_ = json.Unmarshal([]byte(env[taskpod.EnvTaskOptions]), &opts)
+	if len(opts.Month) != 7 {
+		opts.Month = "2026-01"
+	}
+	sent := false
+	return db.WriteTask(ctx, store.TaskRef{
+		Domain: env[taskpod.EnvDomainID], DataSource: env[taskpod.EnvDataSourceID], DataSourceUID: env[taskpod.EnvDataSourceUID],
+		Job: env[taskpod.EnvJobID], JobUID: env[taskpod.EnvJobUID], JobTask: env[taskpod.EnvJobTaskID], JobTaskUID: env[taskpod.EnvJobTaskUID],
+		Attempt: pod.Name,
+	}, func(context.Context) ([]store.Record, error) {
+		if sent {
+			return nil, io.EOF
+		}
+		sent = true
+		recs := make([]store.Record, n)
+		for i := range recs {
+			recs[i] = store.Record{Cost: 1.5, UsageQuantity: 1, Provider: "aws", Product: "p", AccountID: "acct",
+				BilledDate: opts.Month + "-01", Tags: map[string]any{"i": float64(i)}}
+		}
+		return recs, nil
+	})
 }
 
 func failure(code, msg string) taskOutcome {
@@ -316,6 +462,7 @@ func (k *kubelet) run(ctx context.Context, bj *batchv1.Job) {
 		_ = k8s.Delete(ctx, pod)
 		return
 	}
+	dsn := podDSN(ctx, pod)
 	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, StartTime: &now, ContainerStatuses: []corev1.ContainerStatus{{
 		Name: "collector", Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}}}}
 	if err := k8s.Status().Update(ctx, pod); err != nil {
@@ -323,6 +470,11 @@ func (k *kubelet) run(ctx context.Context, bj *batchv1.Job) {
 		return
 	}
 	if out.hang {
+		if out.rows > 0 {
+			if _, err := writeRows(ctx, pod, dsn, out.rows); err != nil && ctx.Err() == nil {
+				k.t.Errorf("kubelet: pod %s writing its rows: %v", pod.Name, err)
+			}
+		}
 		// Run until the pod is deleted (the operator stops it) or the test ends.
 		for ctx.Err() == nil {
 			if err := k8s.Get(ctx, client.ObjectKeyFromObject(pod), &corev1.Pod{}); apierrors.IsNotFound(err) {
@@ -336,6 +488,15 @@ func (k *kubelet) run(ctx context.Context, bj *batchv1.Job) {
 	case <-ctx.Done():
 		return
 	case <-time.After(max(out.runFor, 200*time.Millisecond)):
+	}
+	if out.rows > 0 {
+		res, err := writeRows(ctx, pod, dsn, out.rows)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			out = failure("ERROR_STORE", err.Error())
+		case err == nil && out.exit == 0:
+			out.message = fmt.Sprintf(`{"created_count": %d, "collected_bytes": %d}`, res.Rows, res.Bytes)
+		}
 	}
 	end := metav1.Now()
 	phase, reason := corev1.PodSucceeded, "Completed"

@@ -163,7 +163,36 @@ type DataSourceSpec struct {
 	// JobDefaults apply to every Job of this DataSource that does not override them.
 	// +optional
 	JobDefaults JobDefaults `json:"jobDefaults,omitempty"`
+	// Store is where the collected records go. Without it the operator's default
+	// store is used (the manager's --default-store-secret); when the operator has
+	// none either, the DataSource is not ready (condition StoreReady False,
+	// StoreNotConfigured) and its Jobs fail with ERROR_STORE_NOT_CONFIGURED.
+	// +optional
+	Store *StoreSpec `json:"store,omitempty"`
 }
+
+// StoreSpec names a DataSource's store: a PostgreSQL database.
+type StoreSpec struct {
+	// SecretRef names a Secret in the DataSource's namespace whose key "dsn" is a
+	// PostgreSQL connection string (URL or key=value form). The manager reads it to
+	// commit runs; task pods receive it as an environment variable from the Secret,
+	// never in clear in their spec.
+	// +optional
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+	// Retention is how long records are kept, in months counted back from the
+	// current month (default 12, SpaceONE's). Older months are dropped whole; the
+	// monthly rollup is kept 36 months (or Retention, when longer).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1200
+	// +optional
+	Retention *int32 `json:"retention,omitempty"`
+}
+
+// DefaultRetentionMonths is the retention of a store that sets none.
+const DefaultRetentionMonths = 12
+
+// StoreDSNKey is the key of a store Secret that holds the DSN.
+const StoreDSNKey = "dsn"
 
 // DataSourceStatus is the observed state of a DataSource.
 type DataSourceStatus struct {
@@ -205,6 +234,7 @@ type LastJobStatus struct {
 // +kubebuilder:resource:shortName=cads,categories=costanalysis
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.spec.plugin.endpoint`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="PluginReady")].status`
+// +kubebuilder:printcolumn:name="Store",type=string,JSONPath=`.status.conditions[?(@.type=="StoreReady")].status`
 // +kubebuilder:printcolumn:name="Last Job",type=string,JSONPath=`.status.lastJob.name`
 // +kubebuilder:printcolumn:name="Last Status",type=string,JSONPath=`.status.lastJob.status`
 // +kubebuilder:printcolumn:name="Last Sync",type=date,JSONPath=`.status.lastSynchronizedAt`
@@ -237,6 +267,17 @@ const (
 	// ConditionPluginReady is True when the plugin answered verify for the current
 	// spec and Secret, False with the plugin's error otherwise.
 	ConditionPluginReady = "PluginReady"
+	// ConditionStoreReady is True when the DataSource's store (its own or the
+	// operator's default) answered and holds the current schema.
+	ConditionStoreReady = "StoreReady"
+
+	// ReasonStoreConnected: the store answered and its schema is current.
+	ReasonStoreConnected = "Connected"
+	// ReasonStoreNotConfigured: no spec.store.secretRef and no default store (also
+	// the reason a Job of such a DataSource fails with).
+	ReasonStoreNotConfigured = "StoreNotConfigured"
+	// ReasonStoreUnavailable: the store could not be reached or migrated.
+	ReasonStoreUnavailable = "StoreUnavailable"
 
 	// ReasonVerified: the plugin accepted the options and secret.
 	ReasonVerified = "Verified"

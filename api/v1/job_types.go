@@ -105,7 +105,9 @@ type JobStatus struct {
 	// Tasks counts the tasks per state.
 	// +optional
 	Tasks TaskCounts `json:"tasks,omitempty"`
-	// CreatedCount is the sum of the tasks' created counts.
+	// CreatedCount is the number of records the run stored: while it runs, the sum
+	// of its tasks' reported counts; once committed, the rows the commit made
+	// visible (status.store.committedRows); after a rollback, 0.
 	// +optional
 	CreatedCount int64 `json:"createdCount"`
 	// Changed are the plugin's job-level changed windows.
@@ -135,14 +137,63 @@ type JobStatus struct {
 	// this run's data replaces older data.
 	// +optional
 	LastChangedAt *metav1.Time `json:"lastChangedAt,omitempty"`
+	// Store is where the run's records go and what its commit or rollback did.
+	// +optional
+	Store *JobStoreStatus `json:"store,omitempty"`
+	// Ending is the outcome the run reached, held while its records are committed
+	// or rolled back; the status above becomes it when that is done.
+	// +optional
+	Ending *JobEnding `json:"ending,omitempty"`
 	// ObservedGeneration is the generation this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Succeeded.
+	// Conditions: Succeeded, Planned, Stored.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// JobStoreStatus is the store of one run, fixed when the run is planned so that
+// its tasks and its commit use the same database.
+type JobStoreStatus struct {
+	// SecretName is the Secret (in the Job's namespace, key "dsn") the run's task
+	// pods and its commit read the DSN from: the DataSource's store Secret, or the
+	// Job's own copy of the operator's default store (owned by the Job).
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+	// Default is true when the run uses the operator's default store.
+	// +optional
+	Default bool `json:"default,omitempty"`
+	// CommittedRows and CommittedBytes are what the commit made visible.
+	// +optional
+	CommittedRows *int64 `json:"committedRows,omitempty"`
+	// +optional
+	CommittedBytes *int64 `json:"committedBytes,omitempty"`
+	// Attempts counts the failed commit or rollback attempts of this run.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+}
+
+// JobEnding is an outcome waiting for its commit or rollback.
+type JobEnding struct {
+	// Status the run ends with.
+	// +required
+	Status JobState `json:"status"`
+	// Reason of the Succeeded condition.
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	ErrorCode string `json:"errorCode,omitempty"`
+	// +kubebuilder:validation:MaxLength=32768
+	// +optional
+	ErrorMessage string `json:"errorMessage,omitempty"`
+	// Since is when the outcome was reached.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
 }
 
 // MeteringSummary is what a run consumed: its task pods' run time on the collector's
@@ -206,6 +257,26 @@ const (
 	// ConditionPlanned is True once the plugin's get_tasks answered and every JobTask
 	// of the plan exists; a Job whose plan was interrupted resumes it until then.
 	ConditionPlanned = "Planned"
+	// ConditionStored says where the run's records are: Unknown while they are
+	// being committed (reason Committing) or rolled back (RollingBack), True once
+	// committed (Committed), False once rolled back (RolledBack).
+	ConditionStored = "Stored"
+
+	// ReasonCommitting: every task succeeded; the run's records are being
+	// committed.
+	ReasonCommitting = "Committing"
+	// ReasonCommitted: the run's records replaced the older data of its windows.
+	ReasonCommitted = "Committed"
+	// ReasonRollingBack: the run failed, timed out or was canceled; its records
+	// are being deleted.
+	ReasonRollingBack = "RollingBack"
+	// ReasonRolledBack: the run's records are deleted; the store is as before it.
+	ReasonRolledBack = "RolledBack"
+	// ReasonCommitFailed: the commit kept failing; the run was rolled back.
+	ReasonCommitFailed = "CommitFailed"
+	// ReasonWaitingForStore: the run's store does not answer yet; the operator
+	// retries within the plan's retry window.
+	ReasonWaitingForStore = "WaitingForStore"
 
 	// ReasonRunning: the run is planning or running tasks.
 	ReasonRunning = "Running"
@@ -244,6 +315,15 @@ const (
 	ErrorTaskResult         = "ERROR_TASK_RESULT"
 	ErrorTaskPod            = "ERROR_TASK_POD"
 	ErrorBatchJobLost       = "ERROR_BATCH_JOB_LOST"
+	// ErrorCommitFailed: the run's records could not be committed (the store kept
+	// refusing, or a window of the plugin's is invalid); they were rolled back.
+	ErrorCommitFailed = "ERROR_COMMIT_FAILED"
+	// ErrorStoreNotConfigured: the DataSource names no store and the operator has
+	// no default store.
+	ErrorStoreNotConfigured = "ERROR_STORE_NOT_CONFIGURED"
+	// ErrorStoreUnavailable: the run's store could not be reached (or its schema
+	// applied) within the plan's retry window.
+	ErrorStoreUnavailable = "ERROR_STORE_UNAVAILABLE"
 )
 
 func init() {

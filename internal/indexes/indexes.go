@@ -18,7 +18,7 @@ const (
 	// JobDataSource indexes Jobs by the name of their DataSource.
 	JobDataSource = "spec.dataSourceRef.name"
 	// DataSourceSecret indexes DataSources by every Secret they read (the plugin's
-	// secret and the TLS CA).
+	// secret, the TLS CA and the store's).
 	DataSourceSecret = "spec.plugin.secrets"
 	// BatchJobJob indexes the task batch Jobs by the name of their cost-analysis Job.
 	BatchJobJob = "metadata.labels.job"
@@ -57,6 +57,9 @@ func SecretsOf(ds *costv1.DataSource) []string {
 	}
 	if tls := ds.Spec.Plugin.TLS; tls != nil && tls.CASecretRef != nil {
 		names = append(names, tls.CASecretRef.Name)
+	}
+	if st := ds.Spec.Store; st != nil && st.SecretRef != nil {
+		names = append(names, st.SecretRef.Name)
 	}
 	return names
 }

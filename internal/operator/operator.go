@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -29,6 +30,7 @@ import (
 	"github.com/costops/cost-analysis-operator/internal/indexes"
 	"github.com/costops/cost-analysis-operator/internal/metrics"
 	"github.com/costops/cost-analysis-operator/internal/plugin"
+	"github.com/costops/cost-analysis-operator/internal/store"
 )
 
 // Scheme holds the kinds the manager reads and writes.
@@ -55,6 +57,14 @@ type Options struct {
 	JobWorkers        int
 	TaskWorkers       int
 
+	// DefaultStoreSecret is the Secret (key "dsn") of the store used by DataSources
+	// that name none; empty: none (such DataSources are not ready).
+	DefaultStoreSecret types.NamespacedName
+	// StoreMaxConns bounds each store's connection pool.
+	StoreMaxConns int32
+	// CommitRetryWindow is how long a failing commit is retried before the run fails.
+	CommitRetryWindow time.Duration
+
 	// API configures the HTTP API (internal/api); API.BindAddress "0" disables it.
 	API api.Options
 
@@ -74,6 +84,8 @@ func DefaultOptions() Options {
 		PlanWorkers:       32,
 		JobWorkers:        4,
 		TaskWorkers:       16,
+		StoreMaxConns:     8,
+		CommitRetryWindow: 10 * time.Minute,
 		API:               api.DefaultOptions(),
 	}
 }
@@ -123,6 +135,15 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 		return nil, err
 	}
 
+	stores := &controllers.Stores{Registry: store.NewRegistry(o.StoreMaxConns), Default: o.DefaultStoreSecret}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		<-ctx.Done()
+		stores.Registry.Close()
+		return nil
+	})); err != nil {
+		return nil, err
+	}
+
 	taskReconciler, ledger := controllers.NewJobTaskReconciler(mgr, controllers.WithMaxConcurrentTasks(o.TaskWorkers))
 	if err := taskReconciler.SetupWithManager(mgr); err != nil {
 		return nil, err
@@ -132,12 +153,15 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 		controllers.WithPluginCallTimeout(o.PluginCallTimeout),
 		controllers.WithPlanRetryWindow(o.PlanRetryWindow),
 		controllers.WithMaxConcurrentJobs(o.JobWorkers),
+		controllers.WithStores(stores),
+		controllers.WithCommitRetryWindow(o.CommitRetryWindow),
 	).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	if err := controllers.NewDataSourceReconciler(mgr, plugins,
 		controllers.WithRecheckInterval(o.RecheckInterval),
 		controllers.WithVerifyTimeout(o.PluginCallTimeout),
+		controllers.WithDataSourceStores(stores),
 	).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

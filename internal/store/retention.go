@@ -36,8 +36,9 @@ type RetentionResult struct {
 
 // ApplyRetention deletes a data source's records older than keepMonths months
 // (the month of now and the keepMonths-1 before it are kept; 0 means
-// DefaultRetentionMonths) and its rollup rows older than RollupRetentionMonths
-// (the rollup outlives the records, as SpaceONE's MonthlyCost does). Then it
+// DefaultRetentionMonths) and its rollup rows older than RollupRetentionMonths,
+// or keepMonths when that is longer (the rollup outlives the records, as
+// SpaceONE's MonthlyCost does, and never goes first). Then it
 // drops the month partitions that are left empty, older than the cutoff and
 // older than every data source's records; a partition whose lock is not had
 // within a second (writers busy) is left for the next time.
@@ -53,7 +54,8 @@ func (s *Store) ApplyRetention(ctx context.Context, domain, dataSource string, k
 	}
 	thisMonth := monthOf(now.UTC())
 	cutoff := thisMonth.AddDate(0, -(keepMonths - 1), 0)
-	rollupCutoff := thisMonth.AddDate(0, -(RollupRetentionMonths - 1), 0).Format("2006-01")
+	// The rollup never goes before the records it sums.
+	rollupCutoff := thisMonth.AddDate(0, -(max(RollupRetentionMonths, keepMonths) - 1), 0).Format("2006-01")
 	res := RetentionResult{KeptFrom: cutoff.Format("2006-01")}
 
 	tx, err := s.pool.Begin(ctx)
@@ -62,7 +64,7 @@ func (s *Store) ApplyRetention(ctx context.Context, domain, dataSource string, k
 	}
 	defer rollbackQuietly(tx)
 	// Serialized with the data source's commits.
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1::int4, hashtext($2))", commitLockClass, domain+"/"+dataSource); err != nil {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1::int4, hashtext($2))", CommitLockClass, domain+"/"+dataSource); err != nil {
 		return res, fmt.Errorf("store: retention: %w", err)
 	}
 	tag, err := tx.Exec(ctx, `DELETE FROM cost_record WHERE domain = $1 AND data_source = $2 AND billed_date < $3::date`,

@@ -146,7 +146,9 @@ type WriteResult struct {
 // Advisory lock keys. The partition key is also in migrations/00001_base.sql.
 const (
 	partitionLockID int64 = 7310293184117711361
-	commitLockClass int32 = 0x636f7374 // "cost"; with hashtext(domain/data_source)
+	// CommitLockClass is the first key of the advisory lock that serializes the
+	// commits of a data source; the second is hashtext(domain || '/' || data_source).
+	CommitLockClass int32 = 0x636f7374 // "cost"
 )
 
 func rollbackQuietly(tx pgx.Tx) {
@@ -197,7 +199,7 @@ func (s *Store) Commit(ctx context.Context, run RunRef, windows []Window) error 
 	}
 	defer rollbackQuietly(tx)
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1::int4, hashtext($2))",
-		commitLockClass, run.Domain+"/"+run.DataSource); err != nil {
+		CommitLockClass, run.Domain+"/"+run.DataSource); err != nil {
 		return fmt.Errorf("store: commit %s: lock the data source: %w", run.JobUID, err)
 	}
 	state, err := lockRun(ctx, tx, run, "FOR UPDATE")

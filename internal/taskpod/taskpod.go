@@ -28,6 +28,18 @@ const (
 	EnvPluginInsecure   = "COST_ANALYSIS_PLUGIN_TLS_INSECURE_SKIP_VERIFY"
 	EnvPluginCAFile     = "COST_ANALYSIS_PLUGIN_TLS_CA_FILE" // PEM bundle that signs the plugin's certificate
 	EnvSecretDir        = "COST_ANALYSIS_SECRET_DIR"         // directory holding one file per secret key
+
+	// The run's identities, so a task's rows are tied to this Job and JobTask and
+	// not to an earlier object of the same name.
+	EnvJobUID        = "COST_ANALYSIS_JOB_UID"
+	EnvJobTaskUID    = "COST_ANALYSIS_JOB_TASK_UID"
+	EnvDataSourceUID = "COST_ANALYSIS_DATA_SOURCE_UID"
+	// EnvPodName is the pod's own name (downward API): the attempt that wrote a
+	// task's rows.
+	EnvPodName = "COST_ANALYSIS_POD_NAME"
+	// EnvStoreDSN is the PostgreSQL DSN of the run's store, from the store Secret
+	// (an env valueFrom secretKeyRef, never a value in the pod spec).
+	EnvStoreDSN = "COST_ANALYSIS_STORE_DSN"
 )
 
 // SecretMountPath is where the DataSource's Secret is mounted in the task container;
