@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/costops/cost-analysis-operator/internal/store/pgtest"
 )
 
 func TestRunLifecycle(t *testing.T) {
@@ -227,6 +229,63 @@ func TestACommitKilledMidwayChangesNothingAndItsRetryCommits(t *testing.T) {
 	}
 	checkRollup(t, s)
 	commit(t, s, run, Window{Start: "2024-09", End: "2024-09"}) // the restarted manager's retry
+	if got, _ := s.CommittedTotals(ctx, "ns", "ds", ""); got.Rows != 300 {
+		t.Fatalf("after the retried commit %d rows, want the new run's 300", got.Rows)
+	}
+	checkRollup(t, s)
+}
+
+func TestACommitCutByAPostgreSQLCrashChangesNothingAndItsRetryCommits(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	old := runRef("ns", "ds", "old")
+	write(t, s, taskRef(old, "t1"), genRecords("old", "2024-09", 500))
+	commit(t, s, old)
+	run := runRef("ns", "ds", "new")
+	write(t, s, taskRef(run, "t1"), genRecords("new", "2024-09", 300))
+	before, _ := s.CommittedTotals(ctx, "ns", "ds", "")
+
+	// Stop the commit in its DELETE (a lock on one old row), then crash the
+	// server under it.
+	blocker, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blocker.Exec(ctx, `SELECT 1 FROM cost_record WHERE job_uid = $1 LIMIT 1 FOR UPDATE`, old.JobUID); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Commit(ctx, run, []Window{{Start: "2024-09", End: "2024-09"}}) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for count(t, s, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE 'delete from cost_record%'`) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the commit never reached its DELETE")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	pgtest.Restart(t)
+	if err := <-done; err == nil {
+		t.Fatal("the commit cut by the crash reported success")
+	}
+	_ = blocker.Rollback(ctx)
+
+	// The pool's idle connections broke with the server: the first calls fail, as
+	// the manager's first retry may, until the pool has reconnected. The crash
+	// recovery left the state before the commit.
+	var st State
+	for range 10 {
+		if st, err = s.RunState(ctx, run.JobUID); err == nil {
+			break
+		}
+	}
+	if err != nil || st != StateOpen {
+		t.Fatalf("after the crash the run is %q (%v), want open", st, err)
+	}
+	if got, _ := s.CommittedTotals(ctx, "ns", "ds", ""); got != before {
+		t.Fatalf("after the crash readers see %+v, want the old %+v", got, before)
+	}
+	checkRollup(t, s)
+	commit(t, s, run, Window{Start: "2024-09", End: "2024-09"}) // the manager's retry
 	if got, _ := s.CommittedTotals(ctx, "ns", "ds", ""); got.Rows != 300 {
 		t.Fatalf("after the retried commit %d rows, want the new run's 300", got.Rows)
 	}

@@ -88,6 +88,44 @@ func Start(t testing.TB) string {
 	return srv.dsn(name)
 }
 
+// Restart crashes the package's server (an immediate shutdown: no checkpoint,
+// every session cut, crash recovery at the next start) and starts it again on
+// the same port and data. Open connections break; DSNs stay valid.
+func Restart(t testing.TB) {
+	t.Helper()
+	if srv == nil {
+		t.Fatal("pgtest: Restart before Start")
+	}
+	srv.mu.Lock()
+	if srv.conn != nil {
+		_ = srv.conn.Close(context.Background())
+		srv.conn = nil
+	}
+	srv.mu.Unlock()
+	_ = srv.cmd.Process.Signal(syscall.SIGQUIT) // PostgreSQL's immediate shutdown
+	select {
+	case <-srv.exited:
+	case <-time.After(20 * time.Second):
+		_ = srv.cmd.Process.Kill()
+		<-srv.exited
+	}
+	var err error
+	for range 20 { // the port may take a moment to be free again
+		var ns *server
+		if ns, err = launch(srv.bin, srv.dir, srv.data, srv.cred, srv.port); err == nil {
+			srv.cmd, srv.exited = ns.cmd, ns.exited
+			ns.mu.Lock()
+			if ns.conn != nil {
+				_ = ns.conn.Close(context.Background())
+			}
+			ns.mu.Unlock()
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("pgtest: restart: %v", err)
+}
+
 func unavailable(t testing.TB, err error) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
@@ -98,6 +136,9 @@ func unavailable(t testing.TB, err error) {
 
 type server struct {
 	dir    string
+	data   string
+	bin    string
+	cred   *syscall.Credential
 	port   int
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -182,7 +223,7 @@ func startServer() (*server, error) {
 	}
 	var lastErr error
 	for range 5 {
-		s, err := launch(bin, dir, data, cred)
+		s, err := launch(bin, dir, data, cred, 0)
 		if err == nil {
 			return s, nil
 		}
@@ -194,10 +235,13 @@ func startServer() (*server, error) {
 
 // launch runs the postmaster as a direct child (not through pg_ctl) so that a
 // parent-death signal kills it with the test binary.
-func launch(bin, dir, data string, cred *syscall.Credential) (*server, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+func launch(bin, dir, data string, cred *syscall.Credential, port int) (*server, error) {
+	if port == 0 {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		port = p
 	}
 	logPath := filepath.Join(dir, "postgres.log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
@@ -209,7 +253,9 @@ func launch(bin, dir, data string, cred *syscall.Credential) (*server, error) {
 		"-c", "port="+strconv.Itoa(port),
 		"-c", "unix_socket_directories="+dir,
 		"-c", "fsync=off",
-		"-c", "synchronous_commit=off",
+		// synchronous_commit stays on: a commit is then in the WAL (written, with
+		// fsync off not flushed to disk) when it returns, so a crash of the server
+		// (Restart) loses nothing that was committed, as in production.
 		"-c", "full_page_writes=off",
 		"-c", "max_connections=200",
 		"-c", "shared_buffers=128MB",
@@ -220,7 +266,7 @@ func launch(bin, dir, data string, cred *syscall.Credential) (*server, error) {
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	s := &server{dir: dir, port: port, cmd: cmd, exited: make(chan struct{})}
+	s := &server{dir: dir, data: data, bin: bin, cred: cred, port: port, cmd: cmd, exited: make(chan struct{})}
 
 	// The parent-death signal fires when the thread that forked the child ends,
 	// so the child is started and waited for from one locked thread.
