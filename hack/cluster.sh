@@ -15,6 +15,12 @@
 #   hack/cluster.sh down          # stop it and remove .cluster/
 #   hack/cluster.sh kubeconfig    # print the kubeconfig path; exit 1 when it is not up
 #   hack/cluster.sh host-address  # the host's address as the real node's pods see it
+#   hack/cluster.sh store-dsn     # the DSN of the cluster's PostgreSQL (hack/postgres.sh)
+#
+# The store: a PostgreSQL server of the cluster's own (hack/postgres.sh), started after
+# the real node so that it listens on 127.0.0.1 and on the host address its pods reach;
+# its DSN is in the Secret cost-analysis-system/cost-analysis-store (key dsn), which
+# `make run` names as the manager's --default-store-secret.
 #
 # Task pods on kwok nodes that carry the label cost-analysis.costops.dev/job-task
 # follow the stages in hack/kwok/stages.yaml (see hack/kwok/README.md); every other
@@ -206,6 +212,18 @@ install_crds() {
   kubectl_ kustomize "$root/config/crd" | kubectl_ wait --for=condition=Established --timeout=60s -f - >/dev/null
 }
 
+# store: the cluster's PostgreSQL (after the node, to listen where its pods are) and
+# the Secret naming it, the manager's default store.
+store() {
+  CLUSTER_NAME=$CLUSTER_NAME "$root/hack/postgres.sh" up
+  local dsn
+  dsn=$(CLUSTER_NAME=$CLUSTER_NAME "$root/hack/postgres.sh" dsn)
+  kubectl_ create namespace cost-analysis-system --dry-run=client -o yaml | kubectl_ apply -f - >/dev/null
+  kubectl_ -n cost-analysis-system create secret generic cost-analysis-store --from-literal=dsn="$dsn" \
+    --dry-run=client -o yaml | kubectl_ apply -f - >/dev/null
+  log "store: PostgreSQL at $(sed -E 's#//([^:]+):[^@]*@#//\1:***@#' <<<"$dsn"), in Secret cost-analysis-system/cost-analysis-store"
+}
+
 up_line() {
   local down="make cluster-down"
   [[ "$CLUSTER_NAME" == cost-analysis ]] || down="CLUSTER_NAME=$CLUSTER_NAME $down"
@@ -241,6 +259,7 @@ cmd_up() {
     else
       real_node
     fi
+    store
     up_line
     return 0
   fi
@@ -302,12 +321,14 @@ cmd_up() {
 
   install_crds
   real_node
+  store
   log "ready in $((SECONDS - start))s: $(kubectl_ get nodes --no-headers 2>/dev/null | wc -l) nodes, apiserver $(kubectl_ config view --minify -o 'jsonpath={.clusters[0].cluster.server}')"
   up_line
 }
 
 cmd_down() {
   bin=$(kube_bin --print)
+  CLUSTER_NAME=$CLUSTER_NAME "$root/hack/postgres.sh" down
   if [[ ! -d "$cluster_dir" && ! -f "$kubeconfig" ]]; then
     CLUSTER_NAME=$CLUSTER_NAME "$root/hack/node.sh" down
     log "no local cluster $CLUSTER_NAME (nothing in $state)"
@@ -349,7 +370,8 @@ cmd_down() {
 rmdir_state() {
   [[ -d "$state" ]] || return 0
   # Never while a real node's directory is there (it may hold mounts).
-  if [[ -z "$(ls -A "$KWOK_WORKDIR/clusters" 2>/dev/null)" ]] && ! compgen -G "$state/node-*" >/dev/null; then
+  if [[ -z "$(ls -A "$KWOK_WORKDIR/clusters" 2>/dev/null)" ]] && ! compgen -G "$state/node-*" >/dev/null &&
+    ! compgen -G "$state/postgres-*" >/dev/null; then
     rm -rf "$state"
     log "removed $state"
   fi
@@ -370,8 +392,9 @@ case "${1:-}" in
   down) cmd_down ;;
   kubeconfig) cmd_kubeconfig ;;
   host-address) CLUSTER_NAME=$CLUSTER_NAME exec "$root/hack/node.sh" host-address ;;
+  store-dsn) CLUSTER_NAME=$CLUSTER_NAME exec "$root/hack/postgres.sh" dsn ;;
   *)
-    echo "usage: $0 up|down|kubeconfig|host-address" >&2
+    echo "usage: $0 up|down|kubeconfig|host-address|store-dsn" >&2
     exit 2
     ;;
 esac

@@ -238,6 +238,21 @@ if command -v ss >/dev/null; then
   fi
 fi
 
+# The store: PostgreSQL answers on the DSN, the Secret holds that DSN, and it listens
+# on the loopback and (with the real node) on the host address, nowhere else.
+dsn=$("$root/hack/cluster.sh" store-dsn) || fail "store: no DSN"
+if [[ -n "${dsn:-}" ]]; then
+  [[ "$(psql "$dsn" -XAtc 'SELECT current_user' 2>&1)" == cost_analysis ]] || fail "store: cannot log in with $dsn"
+  secret=$("${kubectl[@]}" -n cost-analysis-system get secret cost-analysis-store -o 'jsonpath={.data.dsn}' | base64 -d)
+  [[ "$secret" == "$dsn" ]] || fail "store: the Secret cost-analysis-system/cost-analysis-store does not hold the DSN"
+  port=${dsn##*:}
+  port=${port%%/*}
+  host=$("$root/hack/cluster.sh" host-address 2>/dev/null || true)
+  while read -r addr; do
+    [[ "$addr" == "127.0.0.1:$port" || "$addr" == "$host:$port" ]] || fail "store: listens on $addr"
+  done < <(ss -Hltn "sport = :$port" | awk '{print $4}')
+fi
+
 if ((failures > 0)); then
   log "test: $failures check(s) failed"
   exit 1

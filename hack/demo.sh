@@ -120,7 +120,8 @@ done
 start plugin "$state/plugin.log" "$root/bin/sample-plugin" --listen "$plugin_addr"
 wait_for "the plugin" 15 listening "$plugin_addr" || die "the sample plugin does not listen on $plugin_addr (log: $state/plugin.log)"
 start manager "$state/manager.log" env KUBECONFIG="$kubeconfig" "$root/bin/manager" \
-  --metrics-bind-address="$metrics_addr" --health-probe-bind-address="$probe_addr" --api-bind-address="$api_addr"
+  --metrics-bind-address="$metrics_addr" --health-probe-bind-address="$probe_addr" --api-bind-address="$api_addr" \
+  --default-store-secret=cost-analysis-system/cost-analysis-store
 ready() { curl -fsS -o /dev/null "http://$probe_addr/readyz" 2>/dev/null || { ! command -v curl >/dev/null && listening "$probe_addr"; }; }
 wait_for "the manager" 60 ready || die "the manager is not ready (log: $state/manager.log)"
 log "sample plugin on $plugin_addr (pid $(running plugin)), manager ready (pid $(running manager))"
@@ -170,6 +171,18 @@ echo "Final status (kubectl get cajob $job -o yaml, status part):"
 k get cajob "$job" -o yaml | sed -n '/^status:/,$p'
 echo
 k get cads sample-billing
+echo
+# What landed in PostgreSQL, read as any reader reads it: the view cost (committed runs only).
+dsn=$("$root/hack/cluster.sh" store-dsn)
+uid=$(k get cajob "$job" -o 'jsonpath={.metadata.uid}')
+echo "In the store (psql \"\$(hack/cluster.sh store-dsn)\"): the records of $job per billed month, from the view cost"
+psql "$dsn" -X -P pager=off -c "SELECT billed_month, count(*) AS records, round(sum(cost)::numeric, 4) AS cost
+  FROM cost WHERE job_uid = '$uid' GROUP BY billed_month ORDER BY billed_month" ||
+  log "could not read the store (psql $(sed -E 's#//([^:]+):[^@]*@#//\1:***@#' <<<"$dsn"))"
+if [[ -z "$real" ]]; then
+  echo "(The task pods were kwok fakes: they collected nothing and wrote nothing, so the store holds no record of this run;"
+  echo " the JobTasks' counts are made up by hack/kwok/stages.yaml and the Job's createdCount, what was committed, is 0.)"
+fi
 echo
 cat <<EOF
 The demo is up and stays up: local control plane, sample plugin and manager.

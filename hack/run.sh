@@ -9,7 +9,9 @@
 # as its real node's pods see it, 10.201.0.1:50051, which config/samples names; else
 # 127.0.0.1:50051), stopped when the manager exits, and execs the manager with --metrics-bind-address=127.0.0.1:8080, the HTTP API on
 # https://127.0.0.1:8443 (self-signed),
-# --health-probe-bind-address=127.0.0.1:8081 and the extra arguments in $RUN_ARGS
+# --health-probe-bind-address=127.0.0.1:8081, on the local control plane
+# --default-store-secret=cost-analysis-system/cost-analysis-store (its PostgreSQL, started by
+# hack/cluster.sh), and the extra arguments in $RUN_ARGS
 # (split on blanks), e.g. RUN_ARGS="--leader-elect --zap-log-level=debug" make run.
 set -euo pipefail
 
@@ -99,6 +101,13 @@ else
 fi
 
 args=(--metrics-bind-address=127.0.0.1:8080 --health-probe-bind-address=127.0.0.1:8081 --api-bind-address=127.0.0.1:8443)
+if [[ "$target" == local ]]; then
+  # hack/cluster.sh up started the cluster's PostgreSQL and put its DSN in this Secret.
+  args+=(--default-store-secret=cost-analysis-system/cost-analysis-store)
+  log "the default store: the local PostgreSQL (hack/cluster.sh store-dsn prints its DSN)"
+elif [[ "$RUN_ARGS" != *--default-store-secret* ]]; then
+  log "no default store: DataSources need spec.store.secretRef, or give one with RUN_ARGS=--default-store-secret=<namespace>/<name>"
+fi
 read -r -a extra <<<"$RUN_ARGS"
 args+=("${extra[@]}")
 log "starting the manager ($target cluster${KUBECONFIG:+, KUBECONFIG=$KUBECONFIG}): bin/manager ${args[*]}"

@@ -390,12 +390,13 @@ func TestInvalidSamplesAreRefused(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	expect := map[string]string{
-		"job_bad_start.yaml":           "spec.start must be a month (YYYY-MM) or a day (YYYY-MM-DD)",
-		"job_zero_parallelism.yaml":    "should be greater than or equal to 1",
-		"job_negative_timeout.yaml":    "spec.timeout must be a positive duration",
-		"job_no_datasource.yaml":       "spec.dataSourceRef: Required value",
-		"datasource_bad_endpoint.yaml": "plugin.endpoint must be host:port",
-		"datasource_bad_policy.yaml":   `supported values: "Fail", "Continue"`,
+		"job_bad_start.yaml":            "spec.start must be a month (YYYY-MM) or a day (YYYY-MM-DD)",
+		"job_zero_parallelism.yaml":     "should be greater than or equal to 1",
+		"job_negative_timeout.yaml":     "spec.timeout must be a positive duration",
+		"job_no_datasource.yaml":        "spec.dataSourceRef: Required value",
+		"datasource_bad_endpoint.yaml":  "plugin.endpoint must be host:port",
+		"datasource_bad_policy.yaml":    `supported values: "Fail", "Continue"`,
+		"datasource_bad_retention.yaml": "spec.store.retention: Invalid value: 0: spec.store.retention in body should be greater than or equal to 1",
 	}
 	files, err := filepath.Glob(filepath.Join(env.Root, "config", "samples", "invalid", "*.yaml"))
 	if err != nil || len(files) == 0 {

@@ -385,6 +385,29 @@ func (tb table) names() []string {
 	return n
 }
 
+// reportedCount sums what a Job's tasks reported in their termination messages
+// (on kwok nodes: what hack/kwok/stages.yaml made up from the pods' annotations).
+func (k *kube) reportedCount(job string) int64 {
+	k.t.Helper()
+	var n int64
+	for _, jt := range k.jobTasks(job) {
+		n += jt.Status.CreatedCount
+	}
+	return n
+}
+
+// kwokCommitted checks a run whose task pods ran on kwok nodes: they wrote
+// nothing to the store, so the run committed (or rolled back) no records and its
+// createdCount is 0, whatever the fake termination messages said.
+func kwokCommitted(t *testing.T, j *costv1.Job, reason string) {
+	t.Helper()
+	c := condition(j.Status.Conditions, costv1.ConditionStored)
+	if c == nil || c.Reason != reason || j.Status.CreatedCount != 0 {
+		t.Errorf("Job %s: Stored %s, createdCount %d; want %s and 0 records (kwok pods store nothing)",
+			j.Name, fmtCond(c), j.Status.CreatedCount, reason)
+	}
+}
+
 // countsAddUp checks that a finished Job's task counts cover its tasks exactly.
 func countsAddUp(t *testing.T, j *costv1.Job) {
 	t.Helper()

@@ -87,7 +87,7 @@ func TestRealTaskPodsCollect(t *testing.T) {
 // A task pod killed mid-run (its collector gets SIGKILL on the node, as when the
 // kernel's OOM killer strikes) leaves no termination message; its batch Job starts a
 // new pod within the task's retry limit, and the task ends SUCCESS on its second
-// attempt with the second pod's count.
+// attempt with the second pod's count, its rows in the store once.
 func TestRealTaskPodKilledMidRun(t *testing.T) {
 	requireRealNode(t)
 	k := setup(t)
@@ -135,6 +135,11 @@ func TestRealTaskPodKilledMidRun(t *testing.T) {
 	}
 	if killed != 1 || succeeded != 1 {
 		t.Errorf("%d failed and %d succeeded pods, want 1 and 1", killed, succeeded)
+	}
+	// Two attempts, the task's rows once.
+	j := k.job("run")
+	if rows, _, runRows := storeTotals(t, k.ns, "billing", string(j.UID)); rows != records || runRows != records || j.Status.CreatedCount != records {
+		t.Errorf("store: %d committed rows, %d rows of the run, createdCount %d; want %d", rows, runRows, j.Status.CreatedCount, records)
 	}
 }
 

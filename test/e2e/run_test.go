@@ -170,7 +170,9 @@ func TestKubectlGetColumnsAndFieldSelectors(t *testing.T) {
 	if want := []string{"NAME", "STATUS", "DATA SOURCE", "TOTAL", "REMAINED", "CREATED", "FINISHED", "AGE"}; !slices.Equal(tb.header, want) {
 		t.Errorf("kubectl get cajob columns %q, want %q", tb.header, want)
 	}
-	expectRow(t, tb.row(t, "good-run"), map[string]string{"STATUS": "SUCCESS", "DATA SOURCE": "good", "TOTAL": "2", "REMAINED": "0", "CREATED": "48"})
+	// CREATED is what the run committed: 0, since its kwok pods store nothing (the
+	// JobTasks' own CREATED below is what their fake termination messages said).
+	expectRow(t, tb.row(t, "good-run"), map[string]string{"STATUS": "SUCCESS", "DATA SOURCE": "good", "TOTAL": "2", "REMAINED": "0", "CREATED": "0"})
 	bad := tb.row(t, "bad-run")
 	expectRow(t, bad, map[string]string{"STATUS": "FAILURE", "DATA SOURCE": "bad", "TOTAL": "2", "REMAINED": "0"})
 	// No record created: the operator leaves status.createdCount unset rather than 0.
@@ -243,10 +245,10 @@ func TestKubectlGetColumnsAndFieldSelectors(t *testing.T) {
 	out = k.kubectl("get", "cads")
 	t.Logf("kubectl get cads:\n%s", out)
 	tb = oneTable(t, out)
-	if want := []string{"NAME", "ENDPOINT", "READY", "LAST JOB", "LAST STATUS", "LAST SYNC", "AGE"}; !slices.Equal(tb.header, want) {
+	if want := []string{"NAME", "ENDPOINT", "READY", "STORE", "LAST JOB", "LAST STATUS", "LAST SYNC", "AGE"}; !slices.Equal(tb.header, want) {
 		t.Errorf("kubectl get cads columns %q, want %q", tb.header, want)
 	}
-	expectRow(t, tb.row(t, "good"), map[string]string{"ENDPOINT": env.PluginAddr, "READY": "True", "LAST JOB": "good-run", "LAST STATUS": "SUCCESS"})
+	expectRow(t, tb.row(t, "good"), map[string]string{"ENDPOINT": env.PluginAddr, "READY": "True", "STORE": "True", "LAST JOB": "good-run", "LAST STATUS": "SUCCESS"})
 	expectRow(t, tb.row(t, "bad"), map[string]string{"READY": "True", "LAST JOB": "bad-run", "LAST STATUS": "FAILURE", "LAST SYNC": ""})
 	if tb.row(t, "good")["LAST SYNC"] == "" {
 		t.Errorf("good: LAST SYNC empty after a SUCCESS")
@@ -340,9 +342,10 @@ func TestTaskFailureWithEachPolicy(t *testing.T) {
 		})
 		k.wait("cajob/run", "{.status.status}", "FAILURE", 90*time.Second)
 		j := k.job("run")
-		if c := j.Status.Tasks; c.Success != 3 || c.Failure != 1 || c.Canceled != 0 || j.Status.CreatedCount != 72 {
-			t.Errorf("counts %+v, createdCount %d: want 3 succeeded (72 records) and 1 failed", c, j.Status.CreatedCount)
+		if c, n := j.Status.Tasks, k.reportedCount("run"); c.Success != 3 || c.Failure != 1 || c.Canceled != 0 || n != 72 {
+			t.Errorf("counts %+v, tasks reported %d records: want 3 succeeded (72 records) and 1 failed", c, n)
 		}
+		kwokCommitted(t, j, costv1.ReasonRolledBack)
 		countsAddUp(t, j)
 		if j.Status.ErrorCode != costv1.ErrorJobTask || !strings.HasPrefix(j.Status.ErrorMessage, "task run-1 failed: FAKE_ERROR") {
 			t.Errorf("error %s %q, want %s about task run-1", j.Status.ErrorCode, j.Status.ErrorMessage, costv1.ErrorJobTask)
@@ -740,9 +743,10 @@ func TestManagerKilledAndRestarted(t *testing.T) {
 
 		k.wait("cajob/run", "{.status.status}", "SUCCESS", 2*time.Minute)
 		j = k.job("run")
-		if j.Status.TotalTasks != n || j.Status.Tasks.Success != n || j.Status.CreatedCount != 24*n {
-			t.Errorf("totalTasks %d, counts %+v, createdCount %d: want %d tasks, all SUCCESS, %d records", j.Status.TotalTasks, j.Status.Tasks, j.Status.CreatedCount, n, 24*n)
+		if r := k.reportedCount("run"); j.Status.TotalTasks != n || j.Status.Tasks.Success != n || r != int64(24*n) {
+			t.Errorf("totalTasks %d, counts %+v, tasks reported %d: want %d tasks, all SUCCESS, %d records", j.Status.TotalTasks, j.Status.Tasks, r, n, 24*n)
 		}
+		kwokCommitted(t, j, costv1.ReasonCommitted)
 		countsAddUp(t, j)
 		tasks, bjs, pods := k.jobTasks("run"), k.batchJobs("run"), k.pods("run")
 		if len(tasks) != n || len(bjs) != n || len(pods) != n {

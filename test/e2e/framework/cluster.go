@@ -69,6 +69,19 @@ func (c *Cluster) node(ctx context.Context, verb string) (string, error) {
 	return string(out), err
 }
 
+// StoreDSN is the DSN of the cluster's PostgreSQL (hack/postgres.sh), reachable
+// from this host and, when the cluster has its real node, from its pods.
+func (c *Cluster) StoreDSN(ctx context.Context) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.Root, "hack", "cluster.sh"), "store-dsn")
+	cmd.Dir = c.Root
+	cmd.Env = append(os.Environ(), "CLUSTER_NAME="+c.Name)
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("CLUSTER_NAME=%s hack/cluster.sh store-dsn: %w", c.Name, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
 // Kubeconfig is where hack/cluster.sh writes the cluster's kubeconfig.
 func (c *Cluster) Kubeconfig() string {
 	if c.Name == DefaultClusterName {
@@ -85,7 +98,7 @@ func (c *Cluster) Down(ctx context.Context) error { return c.script(ctx, "down")
 
 // Exists reports whether hack/cluster.sh has state for the cluster (running or not).
 func (c *Cluster) Exists() bool {
-	for _, dir := range []string{filepath.Join("kwok", "clusters", c.Name), "node-" + c.Name} {
+	for _, dir := range []string{filepath.Join("kwok", "clusters", c.Name), "node-" + c.Name, "postgres-" + c.Name} {
 		if _, err := os.Stat(filepath.Join(c.Root, ".cluster", dir)); err == nil {
 			return true
 		}

@@ -12,6 +12,10 @@ import (
 	"time"
 )
 
+// DefaultStoreSecret is the Secret hack/cluster.sh makes for the cluster's
+// PostgreSQL, which Start gives the manager as its default store.
+const DefaultStoreSecret = "cost-analysis-system/cost-analysis-store"
+
 // Options say how Start sets the product up.
 type Options struct {
 	// ClusterName is hack/cluster.sh's CLUSTER_NAME; it must not be the default
@@ -45,6 +49,10 @@ type Env struct {
 	// its pods reach this host (where the plugin listens), else 127.0.0.1.
 	RealNode bool
 	HostAddr string
+
+	// StoreDSN is the cluster's PostgreSQL (hack/postgres.sh), the manager's default
+	// store (the Secret DefaultStoreSecret holds it).
+	StoreDSN string
 
 	Plugin     *Process
 	PluginAddr string // HostAddr:port of Plugin
@@ -155,6 +163,9 @@ func Start(ctx context.Context, opts Options) (env *Env, skip string, err error)
 		e.HostAddr = "127.0.0.1"
 	}
 	e.logf("cluster %s up in %s (%s; kubeconfig %s)", opts.ClusterName, time.Since(start).Round(time.Millisecond), nodes, e.Cluster.Kubeconfig())
+	if e.StoreDSN, err = e.Cluster.StoreDSN(ctx); err != nil {
+		return nil, "", err // hack/cluster.sh up starts it or fails: never skipped
+	}
 
 	port, err := FreePort()
 	if err != nil {
@@ -176,6 +187,7 @@ func Start(ctx context.Context, opts Options) (env *Env, skip string, err error)
 		"--metrics-bind-address=" + e.MetricsAddr,
 		"--health-probe-bind-address=" + e.ProbeAddr,
 		"--api-bind-address=" + e.APIAddr,
+		"--default-store-secret=" + DefaultStoreSecret,
 	}, opts.ManagerArgs...)
 	e.Manager = &Process{
 		Name: "manager", Path: filepath.Join(root, "bin", "manager"), Args: args,
