@@ -66,6 +66,14 @@ test: verify-generated vet kube-bins ## Run every test (unit, envtest against a 
 bench-engine: kube-bins ## Run a Job of 5,000 tasks against envtest and print plan time vs a plain client, writes per task, heap, status size.
 	KUBEBUILDER_ASSETS="$(KUBE_BIN)" BENCH_ENGINE=1 go test -count=1 -timeout 30m -run '^TestEngineBenchmark$$' -v ./controllers/ | grep -v '^=== RUN'
 
+STORE_BENCH_ROWS ?= 1000000
+COLLECTOR_BENCH_RECORDS ?= 100000
+
+.PHONY: bench-store
+bench-store: ## Benchmark the data plane on a throwaway PostgreSQL: collector ingest vs a plain COPY (goal >= 0.9), a task write vs a plain COPY, and a commit replacing a month of STORE_BENCH_ROWS (1,000,000) rows vs a bare DELETE (goal <= 1.2).
+	COLLECTOR_BENCH_RECORDS=$(COLLECTOR_BENCH_RECORDS) go test -count=1 -run '^$$' -bench '^BenchmarkCollectorIngest$$' -benchtime 1x ./internal/collector/
+	STORE_BENCH_ROWS=$(STORE_BENCH_ROWS) go test -count=1 -timeout 40m -run '^$$' -bench . -benchtime 1x ./internal/store/
+
 # Fuzz budgets are counts of executions, not durations: on Go 1.26 a duration budget
 # can hit the fuzz coordinator's deadline race (golang/go#75804, fixed in Go 1.27) and
 # fail with "context deadline exceeded" and no saved input. The defaults take about

@@ -1,9 +1,44 @@
 // Package collector is the program of a task pod (cmd/collector). It reads its task
 // from the environment of the task-pod contract (internal/taskpod) and the
 // DataSource's secret from the mounted files, streams the task's costs from the
-// plugin's Cost.get_data, writes each record as one JSON line, and reports the
-// outcome as a taskpod.Result in the pod's termination message: the number of records
-// and bytes collected, or a SpaceONE-style error code and message.
+// plugin's Cost.get_data into the run's store (internal/store) and reports the
+// outcome as a taskpod.Result in the pod's termination message: the rows and bytes
+// stored, or a SpaceONE-style error code and message.
+//
+// # The store
+//
+// The store's DSN comes from COST_ANALYSIS_STORE_DSN (the operator sets it from the
+// run's store Secret with an env valueFrom) or from a file named by
+// --store-dsn-file / COLLECTOR_STORE_DSN_FILE (a mounted Secret key). When a file
+// is named it wins: naming one is a deliberate choice, while the env var is what
+// the operator always sets; the log says which source was used. The DSN itself is
+// never logged nor reported: logs and messages name the store by user, host, port
+// and database (store.Redact) and any error text is scrubbed of the DSN and its
+// password. With a store the task's identity is required: job, job task and data
+// source names and UIDs, and the domain (COST_ANALYSIS_*_ID, *_UID); the attempt
+// is COST_ANALYSIS_POD_NAME (the host name when unset).
+//
+// One attempt of a task is one store.WriteTask, that is one transaction: the
+// get_data stream runs in a goroutine that hands batches of records (Config.
+// BatchSize) through a bounded queue to WriteTask's COPY, so the plugin and the
+// database work at the same time and memory stays bounded. The transaction is
+// opened when the first batch is ready (a plugin may think for minutes before it
+// sends anything; the transaction does not wait through that), and a failure of
+// either side cancels the other: a plugin failure rolls the transaction back, a
+// store failure cancels the stream. A killed pod leaves nothing (its transaction
+// aborts); a retried task ends with the rows of its last attempt exactly once.
+// created_count is the rows stored and collected_bytes the bytes stored
+// (store.WriteResult).
+//
+// Each record goes through storeRecord, the one place a plugin record becomes a
+// store record. store.Record has an account_id that CostInfo lacks: it is the
+// task options' "account_id" when that is a string (SpaceONE plugins that split a
+// run per linked account put it there), else empty.
+//
+// Without a store the records can go, as JSON lines, to an output named with
+// --output / COLLECTOR_OUTPUT ("-" for stdout): a developer's dry run. A task with
+// neither fails with ERROR_INVALID_TASK, never a success for records that went
+// nowhere; a task with both fails too (the records go to one place).
 package collector
 
 import (
@@ -23,6 +58,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/costops/cost-analysis-operator/internal/plugin"
+	"github.com/costops/cost-analysis-operator/internal/store"
 	"github.com/costops/cost-analysis-operator/internal/taskpod"
 )
 
@@ -38,11 +74,27 @@ const (
 	ErrorPluginTimeout     = "ERROR_PLUGIN_TIMEOUT"
 	ErrorCanceled          = "ERROR_CANCELED"
 	ErrorPluginPrefix      = "ERROR_PLUGIN_"
+	// ErrorStore: the store could not be reached, or refused the write for a
+	// reason of its own (the message never holds the DSN or its password).
+	ErrorStore = "ERROR_STORE"
+	// ErrorRunClosed: the run was committed or rolled back before this task's rows
+	// were written (the pod is late: its run ended without it).
+	ErrorRunClosed = "ERROR_RUN_CLOSED"
 )
 
 // DefaultCallTimeout bounds the wait for each message of get_data's stream: a
 // plugin may query its billing API for a while before it sends anything.
 const DefaultCallTimeout = 5 * time.Minute
+
+// DefaultBatchSize is how many records go to the store in one batch.
+const DefaultBatchSize = 1000
+
+// maxBatchSize bounds Config.BatchSize (a batch is held in memory, with
+// batchQueue more of them).
+const maxBatchSize = 100_000
+
+// DefaultStoreConnectTimeout bounds connecting to the store.
+const DefaultStoreConnectTimeout = 30 * time.Second
 
 // Error is a failure with the code the collector reports for it.
 type Error struct {
@@ -64,17 +116,35 @@ type Config struct {
 	// Request is the get_data call: plugin options, secret data, schema, task
 	// options, domain id.
 	Request plugin.GetDataRequest
-	// Output receives one JSON line per record.
+	// StoreDSN is the PostgreSQL DSN of the run's store; Run opens it (and never
+	// logs it). Without StoreDSN or Store the records go to Output.
+	StoreDSN string
+	// Store (optional) is an open store, used instead of opening StoreDSN.
+	Store *store.Store
+	// Task is the attempt's identity in the store: its run, its JobTask and the
+	// pod. Required with a store.
+	Task store.TaskRef
+	// BatchSize is how many records go to the store in one batch; 0 is
+	// DefaultBatchSize.
+	BatchSize int
+	// Output (a developer's dry run, without a store) receives one JSON line per
+	// record.
 	Output io.Writer
 	// Logger (optional) logs the outcome.
 	Logger *slog.Logger
 	// Pool (optional) provides the connection; by default a pool of the run's own.
 	Pool *plugin.Pool
+
+	// dsnSource says where StoreDSN came from, for the log.
+	dsnSource string
 }
 
 // ConfigFromEnv reads a task from the taskpod environment variables (getenv is
-// os.Getenv in a pod) and its secret data from the secret directory. The Output is
-// left unset. A task that cannot be read is an *Error with ErrorInvalidTask.
+// os.Getenv in a pod), its secret data from the secret directory and its store's
+// DSN from COST_ANALYSIS_STORE_DSN or, when COLLECTOR_STORE_DSN_FILE names one,
+// from that file (which wins). With a DSN the task's identity is required. The
+// Output is left unset. A task that cannot be read is an *Error with
+// ErrorInvalidTask.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	var cfg Config
 	cfg.Plugin.Endpoint = strings.TrimSpace(getenv(taskpod.EnvPluginEndpoint))
@@ -127,7 +197,50 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if cfg.Request.SecretData, err = ReadSecretDir(dir); err != nil {
 		return cfg, err
 	}
+	if err := storeFromEnv(getenv, &cfg); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
+}
+
+// storeFromEnv reads the store's DSN and the task's identity in it.
+func storeFromEnv(getenv func(string) string, cfg *Config) error {
+	env := func(name string) string { return strings.TrimSpace(getenv(name)) }
+	cfg.Task = store.TaskRef{
+		Domain:     env(taskpod.EnvDomainID),
+		DataSource: env(taskpod.EnvDataSourceID), DataSourceUID: env(taskpod.EnvDataSourceUID),
+		Job: env(taskpod.EnvJobID), JobUID: env(taskpod.EnvJobUID),
+		JobTask: env(taskpod.EnvJobTaskID), JobTaskUID: env(taskpod.EnvJobTaskUID),
+		Attempt: env(taskpod.EnvPodName),
+	}
+	if cfg.Task.Attempt == "" {
+		cfg.Task.Attempt, _ = os.Hostname() // a pod's host name is its name
+	}
+	cfg.StoreDSN, cfg.dsnSource = env(taskpod.EnvStoreDSN), "env "+taskpod.EnvStoreDSN
+	if f := env(EnvStoreDSNFile); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return invalidTask("reading the store DSN from %s: %v", f, err)
+		}
+		cfg.StoreDSN, cfg.dsnSource = strings.TrimSpace(string(b)), "file "+f
+		if cfg.StoreDSN == "" {
+			return invalidTask("the store DSN file %s (%s) is empty", f, EnvStoreDSNFile)
+		}
+	}
+	if cfg.StoreDSN == "" {
+		return nil
+	}
+	for _, v := range []struct{ name, value string }{
+		{taskpod.EnvDomainID, cfg.Task.Domain},
+		{taskpod.EnvDataSourceID, cfg.Task.DataSource}, {taskpod.EnvDataSourceUID, cfg.Task.DataSourceUID},
+		{taskpod.EnvJobID, cfg.Task.Job}, {taskpod.EnvJobUID, cfg.Task.JobUID},
+		{taskpod.EnvJobTaskID, cfg.Task.JobTask}, {taskpod.EnvJobTaskUID, cfg.Task.JobTaskUID},
+	} {
+		if v.value == "" {
+			return invalidTask("%s is not set: a task that writes to a store needs its identity", v.name)
+		}
+	}
+	return nil
 }
 
 func envBool(getenv func(string) string, name string) (bool, error) {
@@ -191,68 +304,104 @@ func ReadSecretDir(dir string) (map[string]any, error) {
 	return out, nil
 }
 
-// Run collects one task: it streams the records from the plugin into cfg.Output and
-// returns the result to report. On failure the error is returned too, and the
-// result carries its code and message (and the bytes collected before it). A record
-// that breaks the data contract (see plugin.CostRecordFromInfo) fails the task with
-// ErrorInvalidPluginData and the record's plugin.RecordError as the message.
+// Run collects one task: it streams the records from the plugin into the store
+// (cfg.Store, or cfg.StoreDSN opened for the run) as one store.WriteTask of
+// cfg.Task, or, without a store, into cfg.Output as JSON lines, and returns the
+// result to report. On failure the error is returned too, and the result
+// carries its code and message. A record that breaks the data contract (see
+// plugin.CostRecordFromInfo, and store.Record.Validate) fails the task with
+// ErrorInvalidPluginData and a message naming the record and field. A task with
+// neither a store nor an output fails with ErrorInvalidTask.
 func Run(ctx context.Context, cfg Config) (taskpod.Result, error) {
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	c := &collection{cfg: cfg, logger: cfg.Logger, start: time.Now()}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Output == nil {
-		cfg.Output = io.Discard
+	toStore := cfg.Store != nil || cfg.StoreDSN != ""
+	switch {
+	case toStore && cfg.Output != nil:
+		return c.fail(invalidTask("both a store and an output were given: the records go to one of them"))
+	case !toStore && cfg.Output == nil:
+		return c.fail(invalidTask("no store: %s is not set (a dry run names an output: --output or %s)",
+			taskpod.EnvStoreDSN, EnvOutput))
+	case cfg.BatchSize < 0 || cfg.BatchSize > maxBatchSize:
+		return c.fail(invalidTask("the batch size %d is not from 1 to %d", cfg.BatchSize, maxBatchSize))
 	}
 	pool := cfg.Pool
 	if pool == nil {
 		pool = plugin.NewPool()
 		defer pool.Close()
 	}
-	start := time.Now()
-	var records, written int64
-	fail := func(err error) (taskpod.Result, error) {
-		msg := err.Error()
-		var re *plugin.RecordError
-		switch {
-		case errors.As(err, &re):
-			// The record's own message says which one it is and what is wrong:
-			// "record 17 (account 1111, product EC2): billed_date ... is not a date".
-			msg = re.Error()
-		case records > 0:
-			msg = fmt.Sprintf("%s (after %d records)", msg, records)
-		}
-		res := taskpod.Result{ErrorCode: ErrorCode(err), ErrorMessage: msg, CollectedBytes: written}
-		logger.Error("Collection failed", "code", res.ErrorCode, "err", msg, "records", records, "bytes", written)
-		return res, err
-	}
-
 	cl, err := pool.Client(cfg.Plugin)
 	if err != nil {
-		return fail(&Error{Code: ErrorInvalidTask, Err: err})
+		return c.fail(&Error{Code: ErrorInvalidTask, Err: err})
 	}
-	out := bufio.NewWriterSize(cfg.Output, 64<<10)
-	err = cl.GetData(ctx, cfg.Request, func(r plugin.CostRecord) error {
-		line, err := json.Marshal(r)
+	if toStore {
+		return c.toStore(ctx, cl)
+	}
+	return c.toOutput(ctx, cl)
+}
+
+// collection is one Run.
+type collection struct {
+	cfg    Config
+	logger *slog.Logger
+	start  time.Time
+	// records counts the records the plugin streamed; bytes the bytes written
+	// (to the output; the store reports its own).
+	records, bytes int64
+}
+
+// fail is the result of a failure, logged.
+func (c *collection) fail(err error) (taskpod.Result, error) {
+	msg := err.Error()
+	var re *plugin.RecordError
+	var ie *store.InvalidRecordError
+	switch {
+	case errors.As(err, &re):
+		// The record's own message says which one it is and what is wrong:
+		// "record 17 (account 1111, product EC2): billed_date ... is not a date".
+		msg = re.Error()
+	case errors.As(err, &ie):
+		msg = ie.Error() // "invalid cost record #17: tags: not JSON: ..."
+	case c.records > 0:
+		msg = fmt.Sprintf("%s (after %d records)", msg, c.records)
+	}
+	res := taskpod.Result{ErrorCode: ErrorCode(err), ErrorMessage: msg, CollectedBytes: c.bytes}
+	c.logger.Error("Collection failed", "code", res.ErrorCode, "err", msg, "records", c.records, "bytes", c.bytes)
+	return res, err
+}
+
+// succeed is the result of a task that stored (or wrote) rows records.
+func (c *collection) succeed(rows, bytes int64) (taskpod.Result, error) {
+	c.logger.Info("Collected", "records", rows, "bytes", bytes, "duration", time.Since(c.start).String())
+	return taskpod.Result{CreatedCount: &rows, CollectedBytes: bytes}, nil
+}
+
+// toOutput is a dry run: the records as JSON lines, the way they would be stored.
+func (c *collection) toOutput(ctx context.Context, cl *plugin.Client) (taskpod.Result, error) {
+	account := accountID(c.cfg.Request.TaskOptions)
+	out := bufio.NewWriterSize(c.cfg.Output, 64<<10)
+	err := cl.GetData(ctx, c.cfg.Request, func(r plugin.CostRecord) error {
+		line, err := json.Marshal(storeRecord(r, account))
 		if err != nil {
-			return &Error{Code: ErrorInvalidPluginData, Err: fmt.Errorf("record %d cannot be encoded: %w", records, err)}
+			return &Error{Code: ErrorInvalidPluginData, Err: fmt.Errorf("record %d cannot be encoded: %w", c.records, err)}
 		}
 		line = append(line, '\n')
 		if _, err := out.Write(line); err != nil {
-			return &Error{Code: ErrorOutput, Err: fmt.Errorf("writing record %d: %w", records, err)}
+			return &Error{Code: ErrorOutput, Err: fmt.Errorf("writing record %d: %w", c.records, err)}
 		}
-		records++
-		written += int64(len(line))
+		c.records++
+		c.bytes += int64(len(line))
 		return nil
 	})
 	if ferr := out.Flush(); ferr != nil && err == nil {
 		err = &Error{Code: ErrorOutput, Err: fmt.Errorf("writing the records: %w", ferr)}
 	}
 	if err != nil {
-		return fail(err)
+		return c.fail(err)
 	}
-	logger.Info("Collected", "records", records, "bytes", written, "duration", time.Since(start).String())
-	return taskpod.Result{CreatedCount: &records, CollectedBytes: written}, nil
+	return c.succeed(c.records, c.bytes)
 }
 
 // ErrorCode is the code a failure is reported with.
@@ -263,8 +412,11 @@ func ErrorCode(err error) string {
 	}
 	var me *plugin.MalformedError
 	var re *plugin.RecordError
-	if errors.As(err, &me) || errors.As(err, &re) {
+	if errors.As(err, &me) || errors.As(err, &re) || errors.Is(err, store.ErrInvalidRecord) {
 		return ErrorInvalidPluginData
+	}
+	if errors.Is(err, store.ErrRunClosed) {
+		return ErrorRunClosed
 	}
 	var pe *plugin.Error
 	if !errors.As(err, &pe) {

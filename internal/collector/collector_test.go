@@ -16,6 +16,7 @@ import (
 
 	"github.com/costops/cost-analysis-operator/internal/plugin"
 	"github.com/costops/cost-analysis-operator/internal/sampleplugin"
+	"github.com/costops/cost-analysis-operator/internal/store"
 	"github.com/costops/cost-analysis-operator/internal/taskpod"
 )
 
@@ -68,6 +69,13 @@ func taskEnv(endpoint, secret string) map[string]string {
 	}
 }
 
+// dryRunEnv is taskEnv for a run without a store: the records go to stdout.
+func dryRunEnv(endpoint, secret string) map[string]string {
+	env := taskEnv(endpoint, secret)
+	env[EnvOutput] = "-"
+	return env
+}
+
 type result struct {
 	exit   int
 	msg    taskpod.Result
@@ -96,9 +104,9 @@ func runMain(t *testing.T, env map[string]string, args ...string) result {
 	return res
 }
 
-func TestCollectorWritesRecordsAndResult(t *testing.T) {
+func TestADryRunWritesRecordsAndResult(t *testing.T) {
 	addr := startPlugin(t)
-	env := taskEnv(addr, secretDir(t, map[string]string{"api_key": "k"}))
+	env := dryRunEnv(addr, secretDir(t, map[string]string{"api_key": "k"}))
 	res := runMain(t, env)
 	if res.exit != 0 || res.msg.Failed() {
 		t.Fatalf("exit %d, result %s, stderr %s", res.exit, res.raw, res.stderr)
@@ -112,11 +120,11 @@ func TestCollectorWritesRecordsAndResult(t *testing.T) {
 	lines := 0
 	sc := bufio.NewScanner(strings.NewReader(res.stdout))
 	for sc.Scan() {
-		var rec plugin.CostRecord
+		var rec store.Record // as it would be stored, account_id included
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
 			t.Fatalf("line %d is not a record: %v", lines, err)
 		}
-		if !strings.HasPrefix(rec.BilledDate, "2024-02-") || rec.AdditionalInfo["account_id"] != "a" {
+		if !strings.HasPrefix(rec.BilledDate, "2024-02-") || rec.AdditionalInfo["account_id"] != "a" || rec.AccountID != "a" {
 			t.Errorf("line %d: %s", lines, sc.Text())
 		}
 		lines++
@@ -129,7 +137,7 @@ func TestCollectorWritesRecordsAndResult(t *testing.T) {
 	}
 }
 
-func TestCollectorWritesToTheOutputFile(t *testing.T) {
+func TestADryRunWritesToTheOutputFile(t *testing.T) {
 	addr := startPlugin(t)
 	out := filepath.Join(t.TempDir(), "records.jsonl")
 	env := taskEnv(addr, "/nonexistent")
@@ -203,10 +211,15 @@ func TestCollectorReportsFailures(t *testing.T) {
 			code: ErrorInvalidTask, inMsg: "/nonexistent/ca.crt"},
 		"a bad call timeout is ERROR_INVALID_TASK": {
 			args: []string{"--call-timeout", "soon"}, code: ErrorInvalidTask, inMsg: "soon"},
+		"a bad batch size is ERROR_INVALID_TASK": {
+			args: []string{"--batch-size", "0"}, code: ErrorInvalidTask, inMsg: "batch size"},
+		"neither a store nor an output is ERROR_INVALID_TASK, not a success for records that went nowhere": {
+			env:  map[string]string{EnvOutput: ""},
+			code: ErrorInvalidTask, inMsg: "no store: " + taskpod.EnvStoreDSN + " is not set"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			env := taskEnv(addr, "/nonexistent")
+			env := dryRunEnv(addr, "/nonexistent")
 			for k, v := range tc.env {
 				env[k] = v
 			}

@@ -2,19 +2,25 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/costops/cost-analysis-operator/internal/taskpod"
 )
 
 // Environment variables of the collector itself (the task comes through taskpod's).
+// Each has a flag of the same meaning, which wins over it.
 const (
-	EnvOutput                 = "COLLECTOR_OUTPUT"                   // where records go; "-" or empty: stdout
+	EnvOutput                 = "COLLECTOR_OUTPUT"                   // dry run without a store: the file for JSON lines, "-" for stdout
+	EnvStoreDSNFile           = "COLLECTOR_STORE_DSN_FILE"           // file holding the store's DSN; wins over COST_ANALYSIS_STORE_DSN
+	EnvBatchSize              = "COLLECTOR_BATCH_SIZE"               // records per batch to the store, default DefaultBatchSize
 	EnvTerminationMessagePath = "COLLECTOR_TERMINATION_MESSAGE_PATH" // default DefaultTerminationMessagePath
 	EnvCallTimeout            = "COLLECTOR_CALL_TIMEOUT"             // Go duration, default DefaultCallTimeout
 )
@@ -23,21 +29,51 @@ const (
 // message by default.
 const DefaultTerminationMessagePath = "/dev/termination-log"
 
+const usage = `Usage: collector [flags]
+
+The program of a cost-analysis task pod. It reads its task from the COST_ANALYSIS_*
+environment of the task-pod contract and the DataSource's secret from the mounted
+files, streams the task's costs from the plugin's Cost.get_data into the run's
+PostgreSQL store (one transaction per attempt: a retried task's rows are stored
+exactly once, a killed attempt leaves nothing) and writes the result to the
+termination message: {"created_count":N,"collected_bytes":B}, or
+{"error_code":"...","error_message":"..."} with exit code 1.
+
+The store's DSN is COST_ANALYSIS_STORE_DSN (set by the operator from the store
+Secret), or the content of the file --store-dsn-file names, which wins. It is never
+logged. Without a store, --output makes a dry run that writes the records as JSON
+lines instead; with neither, the task fails with ERROR_INVALID_TASK.
+
+Flags (each also read from the environment variable in brackets):
+`
+
 // Main is the collector program: it returns the exit code (0 on success, 1 when the
-// task failed or its result could not be written). Flags win over the COLLECTOR_*
-// environment variables.
+// task failed or its result could not be written, 2 for bad flags). Flags win over
+// the COLLECTOR_* environment variables.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	logger := slog.New(slog.NewJSONHandler(stderr, nil)).With(
 		"job_id", getenv(taskpod.EnvJobID), "job_task_id", getenv(taskpod.EnvJobTaskID))
 
 	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	output := fs.String("output", orDefault(getenv(EnvOutput), "-"), "file the records go to, one JSON object a line (- for stdout) [$"+EnvOutput+"]")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	output := fs.String("output", getenv(EnvOutput),
+		"dry run without a store: the file the records go to, one JSON object a line (- for stdout) [$"+EnvOutput+"]")
+	dsnFile := fs.String("store-dsn-file", getenv(EnvStoreDSNFile),
+		"file holding the store's DSN (a mounted Secret key); wins over $"+taskpod.EnvStoreDSN+" [$"+EnvStoreDSNFile+"]")
+	batchSize := fs.String("batch-size", orDefault(getenv(EnvBatchSize), strconv.Itoa(DefaultBatchSize)),
+		"records per batch to the store [$"+EnvBatchSize+"]")
 	termPath := fs.String("termination-message-path", orDefault(getenv(EnvTerminationMessagePath), DefaultTerminationMessagePath),
 		"file the result goes to [$"+EnvTerminationMessagePath+"]")
 	callTimeout := fs.String("call-timeout", orDefault(getenv(EnvCallTimeout), DefaultCallTimeout.String()),
 		"longest wait for each message from the plugin [$"+EnvCallTimeout+"]")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 
@@ -56,17 +92,26 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return report(taskpod.Result{ErrorCode: ErrorInvalidTask, ErrorMessage: err.Error()})
 	}
 
-	cfg, err := ConfigFromEnv(getenv)
+	cfg, err := ConfigFromEnv(func(name string) string {
+		if name == EnvStoreDSNFile {
+			return *dsnFile // the flag, or the variable it defaults to
+		}
+		return getenv(name)
+	})
 	if err != nil {
 		return invalid(err)
 	}
 	if cfg.Plugin.CallTimeout, err = time.ParseDuration(*callTimeout); err != nil || cfg.Plugin.CallTimeout <= 0 {
 		return invalid(fmt.Errorf("the call timeout %q is not a positive duration", *callTimeout))
 	}
+	if cfg.BatchSize, err = strconv.Atoi(strings.TrimSpace(*batchSize)); err != nil || cfg.BatchSize <= 0 || cfg.BatchSize > maxBatchSize {
+		return invalid(fmt.Errorf("the batch size %q is not a whole number from 1 to %d", *batchSize, maxBatchSize))
+	}
 	cfg.Logger = logger
 	var file *os.File
 	switch *output {
-	case "-", "":
+	case "":
+	case "-":
 		cfg.Output = stdout
 	default:
 		if file, err = os.Create(*output); err != nil {

@@ -80,7 +80,7 @@ func TestCollectorWritesFloatEncodedCostsWithTheirValues(t *testing.T) {
 	mixed := withUnknown(&pluginpb.CostInfo{UsageQuantity: 2.5, Provider: "aws", Product: "AmazonS3", BilledDate: "2024-02-04"},
 		float32Field(1, 0.07))
 	addr := startRawPlugin(t, []*pluginpb.CostInfo{record(0), old}, []*pluginpb.CostInfo{mixed})
-	res := runMain(t, taskEnv(addr, "/nonexistent"))
+	res := runMain(t, dryRunEnv(addr, "/nonexistent"))
 	if res.exit != 0 || res.msg.Failed() || res.msg.CreatedCount == nil || *res.msg.CreatedCount != 3 {
 		t.Fatalf("exit %d, result %s, stderr %s", res.exit, res.raw, res.stderr)
 	}
@@ -156,7 +156,7 @@ func TestCollectorFailsTheTaskOnInvalidPluginData(t *testing.T) {
 			// The bad record comes with a valid one after it, in the same message.
 			batches = append(batches, []*pluginpb.CostInfo{tc.bad, record(99)})
 			addr := startRawPlugin(t, batches...)
-			res := runMain(t, taskEnv(addr, "/nonexistent"))
+			res := runMain(t, dryRunEnv(addr, "/nonexistent"))
 			if res.exit != 1 || res.msg.ErrorCode != ErrorInvalidPluginData || res.msg.ErrorMessage != tc.msg {
 				t.Fatalf("exit %d, result %s; want exit 1, %s: %s", res.exit, res.raw, ErrorInvalidPluginData, tc.msg)
 			}
