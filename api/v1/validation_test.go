@@ -298,7 +298,7 @@ func TestCRDsServePrinterColumnsShortNamesAndSelectableFields(t *testing.T) {
 		columns    []string
 		selectable []string
 	}{
-		"datasources.cost-analysis.costops.dev": {shortName: "cads", columns: []string{"Endpoint", "Ready", "Last Job", "Last Status", "Last Sync", "Age"}},
+		"datasources.cost-analysis.costops.dev": {shortName: "cads", columns: []string{"Endpoint", "Ready", "Store", "Last Job", "Last Status", "Last Sync", "Age"}},
 		"jobs.cost-analysis.costops.dev": {shortName: "cajob",
 			columns:    []string{"Status", "Data Source", "Total", "Remained", "Created", "Error", "Started", "Finished", "Age"},
 			selectable: []string{".status.status", ".spec.dataSourceRef.name"}},

@@ -18,6 +18,7 @@ import (
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
 	"github.com/costops/cost-analysis-operator/internal/operator"
 	"github.com/costops/cost-analysis-operator/internal/sampleplugin"
+	"github.com/costops/cost-analysis-operator/internal/store/pgtest"
 )
 
 // TestCancelThroughTheAPIEndsTheRun runs the real engine (the operator's manager and
@@ -47,11 +48,17 @@ func TestCancelThroughTheAPIEndsTheRun(t *testing.T) {
 		StringData: map[string]string{"api_key": "k"}}); err != nil {
 		t.Fatal(err)
 	}
+	// The run's store: a real PostgreSQL (the cancel rolls the run back there).
+	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "store", Namespace: ns},
+		StringData: map[string]string{costv1.StoreDSNKey: pgtest.Start(t)}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := k8s.Create(ctx, &costv1.DataSource{ObjectMeta: metav1.ObjectMeta{Name: "billing", Namespace: ns},
 		Spec: costv1.DataSourceSpec{
 			Plugin: costv1.PluginSpec{Endpoint: addr, Options: &runtime.RawExtension{Raw: []byte(`{"tasks": 3}`)},
 				SecretRef: &costv1.LocalObjectReference{Name: "creds"}},
 			Collector: costv1.CollectorSpec{Image: "collector:test"},
+			Store:     &costv1.StoreSpec{SecretRef: &costv1.LocalObjectReference{Name: "store"}},
 		}}); err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,7 @@ import (
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
 	"github.com/costops/cost-analysis-operator/internal/api"
 	"github.com/costops/cost-analysis-operator/internal/indexes"
+	"github.com/costops/cost-analysis-operator/internal/store/pgtest"
 	"github.com/costops/cost-analysis-operator/internal/testenv"
 )
 
@@ -126,7 +127,7 @@ func run(m *testing.M) (int, error) {
 	baseURL = "https://" + ln.Addr().String()
 	https = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 
-	code := m.Run()
+	code := pgtest.Main(m)
 	cancel()
 	if err := <-served; err != nil {
 		return 0, fmt.Errorf("the API server stopped with an error: %w", err)
