@@ -48,17 +48,28 @@ func (c *Cluster) HostAddress(ctx context.Context) (string, bool) {
 
 // Leftovers lists what the real node left on the machine (mounts, processes, cgroups,
 // its bridge, CNI's cache, its directory): nothing once Down has run.
+// The cluster's PostgreSQL (its directory, holding its data and postmaster.pid)
+// counts too.
 func (c *Cluster) Leftovers(ctx context.Context) ([]string, error) {
+	var left []string
+	if pg := filepath.Join(c.Root, ".cluster", "postgres-"+c.Name); dirExists(pg) {
+		left = append(left, "the store's directory "+pg+" (hack/postgres.sh down removes it)")
+	}
 	out, err := c.node(ctx, "check-clean")
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
-		return nil, nil
+		return left, nil
 	case errors.As(err, &exit) && exit.ExitCode() == 1:
-		return strings.Split(strings.TrimSpace(out), "\n"), nil
+		return append(left, strings.Split(strings.TrimSpace(out), "\n")...), nil
 	default:
 		return nil, fmt.Errorf("hack/node.sh check-clean: %w\n%s", err, out)
 	}
+}
+
+func dirExists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }
 
 func (c *Cluster) node(ctx context.Context, verb string) (string, error) {
