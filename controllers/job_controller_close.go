@@ -173,14 +173,20 @@ func (r *JobReconciler) reconcileClose(ctx context.Context, s *jobScope) (reconc
 			}
 			cctx, cancel := context.WithTimeout(ctx, r.storeCallTimeout)
 			defer cancel()
+			ns, ds := s.job.Namespace, s.job.Spec.DataSourceRef.Name
+			t0 := time.Now()
 			if e.Status != costv1.JobSuccess {
-				return db.Rollback(cctx, run)
+				err := db.Rollback(cctx, run)
+				metrics.StoreOperation(ns, ds, "rollback", time.Since(t0), err)
+				return err
 			}
 			windows, err := storeWindows(s.job.Status.Changed, tasks)
 			if err != nil {
 				return fmt.Errorf("%w: %v", store.ErrInvalidWindow, err)
 			}
-			if err := db.Commit(cctx, run, windows); err != nil {
+			err = db.Commit(cctx, run, windows)
+			metrics.StoreOperation(ns, ds, "commit", time.Since(t0), err)
+			if err != nil {
 				return err
 			}
 			stored, err = db.CommittedRows(cctx, string(s.job.UID))
@@ -193,6 +199,7 @@ func (r *JobReconciler) reconcileClose(ctx context.Context, s *jobScope) (reconc
 	}
 	if e.Status == costv1.JobSuccess {
 		st.CommittedRows, st.CommittedBytes = &stored.Rows, &stored.Bytes
+		metrics.RecordsCommitted(s.job.Namespace, s.job.Spec.DataSourceRef.Name, stored.Rows)
 		meta.SetStatusCondition(&s.job.Status.Conditions, metav1.Condition{Type: costv1.ConditionStored, Status: metav1.ConditionTrue,
 			Reason: costv1.ReasonCommitted, Message: fmt.Sprintf("%d records committed; they replace the older data of the run's windows", stored.Rows)})
 		logger.Info("Committed the run's records", "rows", stored.Rows, "bytes", stored.Bytes)

@@ -37,6 +37,22 @@ var (
 		Help: "Cost records the collectors reported as created, by namespace and data source.",
 	}, []string{"namespace", "data_source"})
 
+	recordsCommitted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cost_analysis_records_committed_total",
+		Help: "Cost records made visible by run commits in the store, by namespace and data source.",
+	}, []string{"namespace", "data_source"})
+
+	storeOps = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cost_analysis_store_operations_total",
+		Help: "Run commits and rollbacks in the store, by namespace, data source, operation (commit, rollback) and result (success, error).",
+	}, []string{"namespace", "data_source", "operation", "result"})
+
+	storeOpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "cost_analysis_store_operation_duration_seconds",
+		Help:    "Duration of run commits and rollbacks in the store, by operation and result.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14), // 5ms .. ~40s
+	}, []string{"operation", "result"})
+
 	jobsDesc = prometheus.NewDesc("cost_analysis_jobs",
 		"Jobs currently in the cluster, by namespace, data source and status (PENDING = not picked up yet).",
 		[]string{"namespace", "data_source", "status"}, nil)
@@ -58,6 +74,24 @@ func TaskFinished(namespace, dataSource, status string, runTime time.Duration, c
 	}
 	if created > 0 {
 		recordsCreated.WithLabelValues(namespace, dataSource).Add(float64(created))
+	}
+}
+
+// StoreOperation counts a run's commit or rollback (operation "commit" or
+// "rollback") and its duration; err is its outcome.
+func StoreOperation(namespace, dataSource, operation string, d time.Duration, err error) {
+	result := "success"
+	if err != nil {
+		result = "error"
+	}
+	storeOps.WithLabelValues(namespace, dataSource, operation, result).Inc()
+	storeOpDuration.WithLabelValues(operation, result).Observe(d.Seconds())
+}
+
+// RecordsCommitted counts the records a run's commit made visible.
+func RecordsCommitted(namespace, dataSource string, n int64) {
+	if n > 0 {
+		recordsCommitted.WithLabelValues(namespace, dataSource).Add(float64(n))
 	}
 }
 
@@ -114,7 +148,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 // Only the first call registers (a test process may start several managers).
 func Register(reader client.Reader) {
 	registerOnce.Do(func() {
-		crmetrics.Registry.MustRegister(jobsFinished, tasksFinished, taskDuration, recordsCreated, &stateCollector{reader: reader})
+		crmetrics.Registry.MustRegister(jobsFinished, tasksFinished, taskDuration, recordsCreated,
+			recordsCommitted, storeOps, storeOpDuration, &stateCollector{reader: reader})
 	})
 }
 

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -58,3 +59,30 @@ func TestTaskFinishedRecordsDurationAndRecords(t *testing.T) {
 		t.Fatalf("%d duration series, want 1 (a task that never ran has no duration)", n)
 	}
 }
+
+func TestStoreOperationsAreCountedByOperationAndResult(t *testing.T) {
+	StoreOperation("team-a", "aws", "commit", 20*time.Millisecond, nil)
+	StoreOperation("team-a", "aws", "rollback", time.Millisecond, errTest)
+	RecordsCommitted("team-a", "aws", 42)
+	RecordsCommitted("team-a", "aws", 0)
+	want := `
+# HELP cost_analysis_records_committed_total Cost records made visible by run commits in the store, by namespace and data source.
+# TYPE cost_analysis_records_committed_total counter
+cost_analysis_records_committed_total{data_source="aws",namespace="team-a"} 42
+# HELP cost_analysis_store_operations_total Run commits and rollbacks in the store, by namespace, data source, operation (commit, rollback) and result (success, error).
+# TYPE cost_analysis_store_operations_total counter
+cost_analysis_store_operations_total{data_source="aws",namespace="team-a",operation="commit",result="success"} 1
+cost_analysis_store_operations_total{data_source="aws",namespace="team-a",operation="rollback",result="error"} 1
+`
+	if err := testutil.CollectAndCompare(recordsCommitted, strings.NewReader(want), "cost_analysis_records_committed_total"); err != nil {
+		t.Error(err)
+	}
+	if err := testutil.CollectAndCompare(storeOps, strings.NewReader(want), "cost_analysis_store_operations_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(storeOpDuration); n != 2 {
+		t.Errorf("%d duration series, want one per operation and result", n)
+	}
+}
+
+var errTest = errors.New("test")
