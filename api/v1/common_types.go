@@ -13,11 +13,27 @@ const (
 	LabelJobTask = "cost-analysis.costops.dev/job-task"
 	// LabelDataSource names the DataSource a Job's children collect for.
 	LabelDataSource = "cost-analysis.costops.dev/data-source"
+	// LabelCreatedBy marks the Jobs the operator created for a DataSource: "schedule"
+	// (its cron schedule) or "sync-now" (the sync-now annotation). Only these Jobs
+	// count against the schedule's history limits.
+	LabelCreatedBy = "cost-analysis.costops.dev/created-by"
+	// AnnotationScheduledAt is the scheduled time (RFC 3339, UTC) of a Job the
+	// schedule created.
+	AnnotationScheduledAt = "cost-analysis.costops.dev/scheduled-at"
+	// AnnotationSyncNow on a DataSource asks for one sync now: each new value
+	// creates one Job (`kubectl annotate cads billing cost-analysis.costops.dev/sync-now="$(date +%s)" --overwrite`).
+	AnnotationSyncNow = "cost-analysis.costops.dev/sync-now"
 	// AnnotationTaskHash records a digest of the task the plugin returned, so that a
 	// plan resumed after a restart can tell whether the plugin answered the same way.
 	AnnotationTaskHash = "cost-analysis.costops.dev/task-hash"
 	// AnnotationTaskIndex carries a task pod's index in its Job's plan.
 	AnnotationTaskIndex = "cost-analysis.costops.dev/task-index"
+)
+
+// Values of LabelCreatedBy.
+const (
+	CreatedBySchedule = "schedule"
+	CreatedBySyncNow  = "sync-now"
 )
 
 // LocalObjectReference names an object in the same namespace.

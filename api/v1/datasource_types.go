@@ -4,6 +4,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // PluginSpec says where a DataSource's plugin listens and what it is given.
@@ -169,6 +170,111 @@ type DataSourceSpec struct {
 	// StoreNotConfigured) and its Jobs fail with ERROR_STORE_NOT_CONFIGURED.
 	// +optional
 	Store *StoreSpec `json:"store,omitempty"`
+	// Schedule makes the DataSource sync itself on a cron schedule, with CronJob's
+	// semantics. Its concurrencyPolicy also governs Jobs created by hand (or by Argo
+	// CD) for this DataSource; without a schedule that policy is Forbid.
+	// +optional
+	Schedule *ScheduleSpec `json:"schedule,omitempty"`
+}
+
+// ConcurrencyPolicy says what happens when a run of a DataSource is due, or a Job of
+// it is created, while another run of it is in progress.
+// +kubebuilder:validation:Enum=Allow;Forbid;Replace
+type ConcurrencyPolicy string
+
+const (
+	// ConcurrencyForbid: a scheduled run that is due while another runs is skipped;
+	// a Job created by hand (or a sync-now) while another runs ends FAILURE with
+	// ERROR_DUPLICATE_JOB before it plans anything. The default.
+	ConcurrencyForbid ConcurrencyPolicy = "Forbid"
+	// ConcurrencyReplace: the running run is canceled (its records rolled back) and
+	// the new one starts once that rollback is done.
+	ConcurrencyReplace ConcurrencyPolicy = "Replace"
+	// ConcurrencyAllow: runs of the DataSource may overlap; the one that commits last
+	// holds the data of the windows they share.
+	ConcurrencyAllow ConcurrencyPolicy = "Allow"
+)
+
+// ScheduleSpec is a DataSource's periodic sync, with the fields (and meanings) of a
+// CronJob's.
+// +kubebuilder:validation:XValidation:rule="!has(self.startPolicy) || !(has(self.startPolicy.lookbackMonths) && has(self.startPolicy.lookbackDays))",message="schedule.startPolicy sets lookbackMonths or lookbackDays, not both"
+type ScheduleSpec struct {
+	// Cron is the schedule in the standard five-field cron format ("0 3 * * *") or
+	// one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly,
+	// interpreted in timeZone.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[^ ]+( +[^ ]+){4})$')",message="schedule.cron must have five fields (minute hour day-of-month month day-of-week), e.g. '0 3 * * *', or be @hourly, @daily, @weekly, @monthly or @yearly"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('TZ=')",message="schedule.cron must not set TZ= or CRON_TZ=: use schedule.timeZone"
+	// +required
+	Cron string `json:"cron"`
+	// TimeZone is the IANA name of the zone the schedule is read in, e.g.
+	// "Asia/Seoul". Defaults to UTC.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$')",message="schedule.timeZone must be an IANA time zone name such as UTC or Asia/Seoul"
+	// +optional
+	TimeZone *string `json:"timeZone,omitempty"`
+	// Suspend stops new scheduled runs; running ones go on. Defaults to false.
+	// +optional
+	Suspend *bool `json:"suspend,omitempty"`
+	// ConcurrencyPolicy: Forbid (default), Replace or Allow. It applies to every
+	// Job of this DataSource, scheduled or not.
+	// +optional
+	ConcurrencyPolicy ConcurrencyPolicy `json:"concurrencyPolicy,omitempty"`
+	// StartingDeadlineSeconds: a scheduled run missed by more than this (the
+	// manager was down, or the schedule suspended) is not started. Unset means no
+	// deadline. After downtime only the latest missed run starts, never a burst.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	StartingDeadlineSeconds *int64 `json:"startingDeadlineSeconds,omitempty"`
+	// SuccessfulJobsHistoryLimit is how many succeeded Jobs of the schedule (and of
+	// sync-now requests) are kept; older ones are deleted with their JobTasks, batch
+	// Jobs and pods. Defaults to 3. Jobs created by hand are never deleted.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	SuccessfulJobsHistoryLimit *int32 `json:"successfulJobsHistoryLimit,omitempty"`
+	// FailedJobsHistoryLimit is how many failed, timed-out or canceled Jobs of the
+	// schedule are kept. Defaults to 1.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	FailedJobsHistoryLimit *int32 `json:"failedJobsHistoryLimit,omitempty"`
+	// StartPolicy sets spec.start of the scheduled Jobs. Unset leaves start empty,
+	// so the plugin derives the window from lastSynchronizedAt (SpaceONE's way).
+	// +optional
+	StartPolicy *StartPolicy `json:"startPolicy,omitempty"`
+}
+
+// StartPolicy derives a scheduled Job's spec.start from its scheduled time (in the
+// schedule's time zone): re-reading the last months or days on every sync.
+type StartPolicy struct {
+	// LookbackMonths: start is the month this many months before the scheduled
+	// time's month (0: that month), as YYYY-MM.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=120
+	// +optional
+	LookbackMonths *int32 `json:"lookbackMonths,omitempty"`
+	// LookbackDays: start is the day this many days before the scheduled time's
+	// day, as YYYY-MM-DD.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3660
+	// +optional
+	LookbackDays *int32 `json:"lookbackDays,omitempty"`
+}
+
+// Defaults of a schedule.
+const (
+	DefaultSuccessfulJobsHistoryLimit = 3
+	DefaultFailedJobsHistoryLimit     = 1
+)
+
+// Policy is the DataSource's concurrency policy: its schedule's, or Forbid.
+func (ds *DataSource) Policy() ConcurrencyPolicy {
+	if ds.Spec.Schedule != nil && ds.Spec.Schedule.ConcurrencyPolicy != "" {
+		return ds.Spec.Schedule.ConcurrencyPolicy
+	}
+	return ConcurrencyForbid
 }
 
 // StoreSpec names a DataSource's store: a PostgreSQL database.
@@ -203,6 +309,27 @@ type DataSourceStatus struct {
 	// LastJob is the most recent Job of this DataSource that finished.
 	// +optional
 	LastJob *LastJobStatus `json:"lastJob,omitempty"`
+	// LastSuccessfulJob is the most recent Job of this DataSource that succeeded.
+	// +optional
+	LastSuccessfulJob *LastJobStatus `json:"lastSuccessfulJob,omitempty"`
+	// Active are the runs that hold this DataSource now: a Job is added when it
+	// starts (after the concurrency check) and removed when it ends.
+	// +kubebuilder:validation:MaxItems=1000
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Active []ActiveJob `json:"active,omitempty"`
+	// LastScheduleTime is the latest scheduled time the schedule acted on: a run
+	// was started for it, or (condition Scheduled) skipped.
+	// +optional
+	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
+	// NextScheduleTime is when the schedule is next due; unset when there is no
+	// schedule or it is suspended.
+	// +optional
+	NextScheduleTime *metav1.Time `json:"nextScheduleTime,omitempty"`
+	// SyncNow is the last sync-now request (annotation value) acted on, and its Job.
+	// +optional
+	SyncNow *SyncNowStatus `json:"syncNow,omitempty"`
 	// PluginMetadata is what the plugin's init returned.
 	// +kubebuilder:pruning:PreserveUnknownFields
 	// +kubebuilder:validation:Type=object
@@ -216,6 +343,36 @@ type DataSourceStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// ActiveJob is a run that holds its DataSource.
+type ActiveJob struct {
+	// Name of the Job.
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+	// UID of the Job, so that a deleted and re-created Job of the same name is not
+	// taken for the one that held the DataSource.
+	// +optional
+	UID types.UID `json:"uid,omitempty"`
+	// ScheduledTime is the scheduled time of a Job the schedule created.
+	// +optional
+	ScheduledTime *metav1.Time `json:"scheduledTime,omitempty"`
+}
+
+// SyncNowStatus records the sync-now request acted on.
+type SyncNowStatus struct {
+	// Value of the sync-now annotation that was acted on.
+	// +kubebuilder:validation:MaxLength=256
+	// +required
+	Value string `json:"value"`
+	// Job created for it.
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Job string `json:"job"`
+	// Time it was acted on.
+	// +optional
+	Time *metav1.Time `json:"time,omitempty"`
 }
 
 // LastJobStatus is the outcome of a DataSource's last finished Job.
@@ -232,10 +389,13 @@ type LastJobStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=cads,categories=costanalysis
-// +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.spec.plugin.endpoint`
+// +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.spec.plugin.endpoint`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="PluginReady")].status`
 // +kubebuilder:printcolumn:name="Store",type=string,JSONPath=`.status.conditions[?(@.type=="StoreReady")].status`
-// +kubebuilder:printcolumn:name="Last Job",type=string,JSONPath=`.status.lastJob.name`
+// +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.spec.schedule.cron`
+// +kubebuilder:printcolumn:name="Suspended",type=boolean,JSONPath=`.spec.schedule.suspend`
+// +kubebuilder:printcolumn:name="Next Sync",type=date,JSONPath=`.status.nextScheduleTime`
+// +kubebuilder:printcolumn:name="Last Job",type=string,JSONPath=`.status.lastJob.name`,priority=1
 // +kubebuilder:printcolumn:name="Last Status",type=string,JSONPath=`.status.lastJob.status`
 // +kubebuilder:printcolumn:name="Last Sync",type=date,JSONPath=`.status.lastSynchronizedAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
@@ -270,6 +430,19 @@ const (
 	// ConditionStoreReady is True when the DataSource's store (its own or the
 	// operator's default) answered and holds the current schema.
 	ConditionStoreReady = "StoreReady"
+
+	// ConditionScheduled says what the schedule did last: True (RunStarted) when it
+	// started a run at lastScheduleTime or is waiting for the next time, False when
+	// the due run was skipped (SkippedActiveRun, MissedDeadline), the schedule is
+	// suspended (Suspended) or cannot be read (InvalidSchedule).
+	ConditionScheduled = "Scheduled"
+
+	ReasonRunStarted       = "RunStarted"
+	ReasonWaitingForNext   = "WaitingForNextTime"
+	ReasonSkippedActiveRun = "SkippedActiveRun"
+	ReasonMissedDeadline   = "MissedDeadline"
+	ReasonSuspended        = "Suspended"
+	ReasonInvalidSchedule  = "InvalidSchedule"
 
 	// ReasonStoreConnected: the store answered and its schema is current.
 	ReasonStoreConnected = "Connected"

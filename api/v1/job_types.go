@@ -296,6 +296,15 @@ const (
 	ReasonWaitingForDataSource = "WaitingForDataSource"
 	// ReasonTasksCreated: the plan's JobTasks all exist (Planned).
 	ReasonTasksCreated = "TasksCreated"
+	// ReasonDuplicateJob: another run of the DataSource was in progress under the
+	// Forbid concurrency policy (Succeeded False).
+	ReasonDuplicateJob = "DuplicateJob"
+	// ReasonReplaced: a newer run of the DataSource replaced this one under the
+	// Replace concurrency policy (Succeeded False, the run CANCELED).
+	ReasonReplaced = "Replaced"
+	// ReasonWaitingForPreviousRun: under Replace, the run waits for the run it
+	// replaces to be rolled back (Planned Unknown).
+	ReasonWaitingForPreviousRun = "WaitingForPreviousRun"
 	// ReasonWaitingForPlugin: get_tasks could not reach the plugin yet; the operator
 	// retries until the plan retry window passes (Planned).
 	ReasonWaitingForPlugin = "WaitingForPlugin"
@@ -318,6 +327,9 @@ const (
 	// ErrorCommitFailed: the run's records could not be committed (the store kept
 	// refusing, or a window of the plugin's is invalid); they were rolled back.
 	ErrorCommitFailed = "ERROR_COMMIT_FAILED"
+	// ErrorDuplicateJob: another run of the same DataSource was in progress and the
+	// DataSource's concurrencyPolicy is Forbid (SpaceONE's code for the same check).
+	ErrorDuplicateJob = "ERROR_DUPLICATE_JOB"
 	// ErrorStoreNotConfigured: the DataSource names no store and the operator has
 	// no default store.
 	ErrorStoreNotConfigured = "ERROR_STORE_NOT_CONFIGURED"
