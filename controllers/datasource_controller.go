@@ -130,9 +130,15 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 		ds.Status.PluginMetadata = metadata
 	}
 	if !equality.Semantic.DeepEqual(orig.Status, ds.Status) {
-		if err := r.client.Status().Patch(ctx, ds, client.MergeFrom(orig)); err != nil {
-			if apierrors.IsNotFound(err) {
+		// The optimistic lock: the schedule and Job controllers write this status
+		// too (its conditions list and status.active), and a JSON merge patch
+		// replaces a list whole, so a patch from a stale copy must fail, not win.
+		if err := r.client.Status().Patch(ctx, ds, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			switch {
+			case apierrors.IsNotFound(err):
 				return reconcile.Result{}, nil
+			case apierrors.IsConflict(err):
+				return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
 			}
 			return reconcile.Result{}, err
 		}

@@ -209,6 +209,7 @@ func (r *JobReconciler) runPhases(ctx context.Context, s *jobScope) (reconcile.R
 	phases := []func(context.Context, *jobScope) (reconcile.Result, error){
 		r.reconcileStart,
 		r.reconcileDataSource,
+		r.reconcileClaim,
 		r.reconcileStore,
 		r.reconcilePlan,
 		r.reconcileTasks,

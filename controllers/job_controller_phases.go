@@ -12,12 +12,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -452,7 +450,7 @@ func (r *JobReconciler) reconcileEnd(ctx context.Context, s *jobScope) (reconcil
 		return reconcile.Result{}, nil
 	}
 	o, done := decideOutcome(runState{
-		Cancel: s.job.Spec.Cancel, Planned: s.planned(), TotalTasks: s.job.Status.TotalTasks,
+		Cancel: s.job.Spec.Cancel, ReplacedBy: s.job.Annotations[costv1.AnnotationReplacedBy], Planned: s.planned(), TotalTasks: s.job.Status.TotalTasks,
 		Policy: s.settings.Policy, Deadline: s.deadline(), Now: s.now, TimeoutString: s.settings.Timeout.String(),
 	}, s.summary)
 	if !done {
@@ -489,31 +487,7 @@ func (r *JobReconciler) reconcileFinished(ctx context.Context, s *jobScope) (rec
 	}
 	s.summary = sum
 	applyTasks(&s.job.Status, sum)
-	return reconcile.Result{}, r.syncDataSource(ctx, s.job)
-}
-
-// syncDataSource records a finished Job in its DataSource: lastJob always, and on
-// SUCCESS lastSynchronizedAt becomes the Job's creation time, as in SpaceONE.
-func (r *JobReconciler) syncDataSource(ctx context.Context, job *costv1.Job) error {
-	ds := &costv1.DataSource{}
-	if err := r.client.Get(ctx, types.NamespacedName{Namespace: job.Namespace, Name: job.Spec.DataSourceRef.Name}, ds); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	orig := ds.DeepCopy()
-	if newerFinish(job, ds.Status.LastJob) {
-		ds.Status.LastJob = &costv1.LastJobStatus{Name: job.Name, Status: job.Status.Status, FinishedAt: job.Status.FinishedAt}
-	}
-	if job.Status.Status == costv1.JobSuccess {
-		created := job.CreationTimestamp
-		if t := ds.Status.LastSynchronizedAt; t == nil || t.Before(&created) {
-			ds.Status.LastSynchronizedAt = &created
-		}
-	}
-	if equality.Semantic.DeepEqual(orig.Status, ds.Status) {
-		return nil
-	}
-	log.FromContext(ctx).Info("Recording the finished Job in its DataSource", "dataSource", klog.KObj(ds))
-	return client.IgnoreNotFound(r.client.Status().Patch(ctx, ds, client.MergeFrom(orig)))
+	return reconcile.Result{}, r.releaseAndRecord(ctx, s.job)
 }
 
 func newerFinish(job *costv1.Job, last *costv1.LastJobStatus) bool {

@@ -85,7 +85,9 @@ type outcome struct {
 
 // runState is what decideOutcome needs to know about a run besides its tasks.
 type runState struct {
-	Cancel        bool
+	Cancel bool
+	// ReplacedBy names the newer run that canceled this one (concurrencyPolicy Replace).
+	ReplacedBy    string
 	Planned       bool
 	TotalTasks    int32
 	Policy        costv1.FailurePolicy
@@ -97,6 +99,10 @@ type runState struct {
 // decideOutcome says whether a running Job ends now, and how. Cancel wins over a
 // timeout, a timeout over task outcomes.
 func decideOutcome(rs runState, s taskSummary) (outcome, bool) {
+	if rs.Cancel && rs.ReplacedBy != "" {
+		return outcome{State: costv1.JobCanceled, Reason: costv1.ReasonReplaced, ErrorCode: costv1.ErrorJobCanceled,
+			ErrorMessage: "the Job was canceled: Job " + rs.ReplacedBy + " replaced it (concurrencyPolicy Replace)"}, true
+	}
 	if rs.Cancel {
 		return outcome{State: costv1.JobCanceled, Reason: costv1.ReasonCanceled,
 			ErrorCode: costv1.ErrorJobCanceled, ErrorMessage: "the Job was canceled (spec.cancel is true)"}, true

@@ -23,6 +23,9 @@ const (
 	// AnnotationSyncNow on a DataSource asks for one sync now: each new value
 	// creates one Job (`kubectl annotate cads billing cost-analysis.costops.dev/sync-now="$(date +%s)" --overwrite`).
 	AnnotationSyncNow = "cost-analysis.costops.dev/sync-now"
+	// AnnotationReplacedBy on a Job names the newer run of its DataSource that
+	// canceled it under concurrencyPolicy Replace.
+	AnnotationReplacedBy = "cost-analysis.costops.dev/replaced-by"
 	// AnnotationTaskHash records a digest of the task the plugin returned, so that a
 	// plan resumed after a restart can tell whether the plugin answered the same way.
 	AnnotationTaskHash = "cost-analysis.costops.dev/task-hash"

@@ -394,7 +394,7 @@ type LastJobStatus struct {
 // +kubebuilder:printcolumn:name="Store",type=string,JSONPath=`.status.conditions[?(@.type=="StoreReady")].status`
 // +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.spec.schedule.cron`
 // +kubebuilder:printcolumn:name="Suspended",type=boolean,JSONPath=`.spec.schedule.suspend`
-// +kubebuilder:printcolumn:name="Next Sync",type=date,JSONPath=`.status.nextScheduleTime`
+// +kubebuilder:printcolumn:name="Next Sync",type=string,JSONPath=`.status.nextScheduleTime`
 // +kubebuilder:printcolumn:name="Last Job",type=string,JSONPath=`.status.lastJob.name`,priority=1
 // +kubebuilder:printcolumn:name="Last Status",type=string,JSONPath=`.status.lastJob.status`
 // +kubebuilder:printcolumn:name="Last Sync",type=date,JSONPath=`.status.lastSynchronizedAt`

@@ -118,6 +118,45 @@ func TestCreateValidation(t *testing.T) {
 			ds.Name = strings.Repeat("d", 64)
 			return ds
 		}, wantErr: "a DataSource name is at most 63 characters"},
+		"a DataSource with a full schedule is accepted": {obj: func(ns string) client.Object {
+			ds := goodDataSource(ns)
+			ds.Spec.Schedule = &costv1.ScheduleSpec{Cron: "0 3 * * 1-5", TimeZone: ptr.To("Asia/Seoul"), Suspend: ptr.To(false),
+				ConcurrencyPolicy: costv1.ConcurrencyReplace, StartingDeadlineSeconds: ptr.To[int64](300),
+				SuccessfulJobsHistoryLimit: ptr.To[int32](5), FailedJobsHistoryLimit: ptr.To[int32](0),
+				StartPolicy: &costv1.StartPolicy{LookbackMonths: ptr.To[int32](1)}}
+			return ds
+		}},
+		"a DataSource with an @daily schedule is accepted": {obj: func(ns string) client.Object {
+			ds := goodDataSource(ns)
+			ds.Spec.Schedule = &costv1.ScheduleSpec{Cron: "@daily"}
+			return ds
+		}},
+		"a schedule of four fields is refused": {obj: func(ns string) client.Object {
+			ds := goodDataSource(ns)
+			ds.Spec.Schedule = &costv1.ScheduleSpec{Cron: "0 3 * *"}
+			return ds
+		}, wantErr: "schedule.cron must have five fields"},
+		"a schedule that sets TZ itself is refused": {obj: func(ns string) client.Object {
+			ds := goodDataSource(ns)
+			ds.Spec.Schedule = &costv1.ScheduleSpec{Cron: "CRON_TZ=UTC 0 3 * * *"}
+			return ds
+		}, wantErr: "use schedule.timeZone"},
+		"a schedule time zone that is not a name is refused": {obj: func(ns string) client.Object {
+			ds := goodDataSource(ns)
+			ds.Spec.Schedule = &costv1.ScheduleSpec{Cron: "@hourly", TimeZone: ptr.To("UTC+9 hours")}
+			return ds
+		}, wantErr: "schedule.timeZone must be an IANA time zone name"},
+		"an unknown concurrency policy is refused": {obj: func(ns string) client.Object {
+			ds := goodDataSource(ns)
+			ds.Spec.Schedule = &costv1.ScheduleSpec{Cron: "@hourly", ConcurrencyPolicy: "Queue"}
+			return ds
+		}, wantErr: `supported values: "Allow", "Forbid", "Replace"`},
+		"a start policy with months and days is refused": {obj: func(ns string) client.Object {
+			ds := goodDataSource(ns)
+			ds.Spec.Schedule = &costv1.ScheduleSpec{Cron: "@hourly",
+				StartPolicy: &costv1.StartPolicy{LookbackMonths: ptr.To[int32](1), LookbackDays: ptr.To[int32](3)}}
+			return ds
+		}, wantErr: "sets lookbackMonths or lookbackDays, not both"},
 		"a complete Job is accepted": {obj: func(ns string) client.Object { return goodJob(ns) }},
 		"a Job starting on a day is accepted": {obj: func(ns string) client.Object {
 			j := goodJob(ns)
@@ -298,7 +337,7 @@ func TestCRDsServePrinterColumnsShortNamesAndSelectableFields(t *testing.T) {
 		columns    []string
 		selectable []string
 	}{
-		"datasources.cost-analysis.costops.dev": {shortName: "cads", columns: []string{"Endpoint", "Ready", "Store", "Last Job", "Last Status", "Last Sync", "Age"}},
+		"datasources.cost-analysis.costops.dev": {shortName: "cads", columns: []string{"Endpoint", "Ready", "Store", "Schedule", "Suspended", "Next Sync", "Last Job", "Last Status", "Last Sync", "Age"}},
 		"jobs.cost-analysis.costops.dev": {shortName: "cajob",
 			columns:    []string{"Status", "Data Source", "Total", "Remained", "Created", "Error", "Started", "Finished", "Age"},
 			selectable: []string{".status.status", ".spec.dataSourceRef.name"}},
@@ -396,6 +435,7 @@ func TestInvalidSamplesAreRefused(t *testing.T) {
 		"job_no_datasource.yaml":        "spec.dataSourceRef: Required value",
 		"datasource_bad_endpoint.yaml":  "plugin.endpoint must be host:port",
 		"datasource_bad_policy.yaml":    `supported values: "Fail", "Continue"`,
+		"datasource_bad_schedule.yaml":  "schedule.cron must have five fields",
 		"datasource_bad_retention.yaml": "spec.store.retention: Invalid value: 0: spec.store.retention in body should be greater than or equal to 1",
 	}
 	files, err := filepath.Glob(filepath.Join(env.Root, "config", "samples", "invalid", "*.yaml"))

@@ -5,6 +5,7 @@ package operator
 
 import (
 	"context"
+	"k8s.io/utils/clock"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -70,6 +71,9 @@ type Options struct {
 
 	// SkipNameValidation lets a process start several managers (tests).
 	SkipNameValidation bool
+	// ScheduleClock is the clock DataSource schedules are read with; nil is the
+	// real clock (tests inject a fake one).
+	ScheduleClock clock.PassiveClock
 }
 
 // DefaultOptions are the flags' defaults.
@@ -163,6 +167,13 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 		controllers.WithVerifyTimeout(o.PluginCallTimeout),
 		controllers.WithDataSourceStores(stores),
 	).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	var schedOpts []controllers.ScheduleOption
+	if o.ScheduleClock != nil {
+		schedOpts = append(schedOpts, controllers.WithScheduleClock(o.ScheduleClock))
+	}
+	if err := controllers.NewScheduleReconciler(mgr, schedOpts...).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	if err := api.Setup(mgr, o.API); err != nil {

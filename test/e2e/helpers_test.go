@@ -247,6 +247,8 @@ type source struct {
 	real bool
 	// secret is added to the Secret's keys (api_key: e2e).
 	secret map[string]string
+	// schedule is the DataSource's spec.schedule.
+	schedule *costv1.ScheduleSpec
 }
 
 // The images hack/image builds and hack/node.sh imports into the real node.
@@ -285,6 +287,7 @@ func (k *kube) createDataSource(name string, s source) {
 			SecretRef: &costv1.LocalObjectReference{Name: name + "-credentials"}},
 		Collector:   costv1.CollectorSpec{Image: "ghcr.io/costops/cost-analysis-collector:e2e", PodAnnotations: s.pods},
 		JobDefaults: s.defaults,
+		Schedule:    s.schedule,
 	}
 	ds := manifest{APIVersion: costv1.GroupVersion.String(), Kind: "DataSource", Metadata: metav1.ObjectMeta{Name: name}, Spec: &spec}
 	if s.real {
