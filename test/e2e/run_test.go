@@ -245,14 +245,19 @@ func TestKubectlGetColumnsAndFieldSelectors(t *testing.T) {
 	out = k.kubectl("get", "cads")
 	t.Logf("kubectl get cads:\n%s", out)
 	tb = oneTable(t, out)
-	if want := []string{"NAME", "ENDPOINT", "READY", "STORE", "LAST JOB", "LAST STATUS", "LAST SYNC", "AGE"}; !slices.Equal(tb.header, want) {
+	if want := []string{"NAME", "READY", "STORE", "SCHEDULE", "SUSPENDED", "NEXT SYNC", "LAST STATUS", "LAST SYNC", "AGE"}; !slices.Equal(tb.header, want) {
 		t.Errorf("kubectl get cads columns %q, want %q", tb.header, want)
 	}
-	expectRow(t, tb.row(t, "good"), map[string]string{"ENDPOINT": env.PluginAddr, "READY": "True", "STORE": "True", "LAST JOB": "good-run", "LAST STATUS": "SUCCESS"})
-	expectRow(t, tb.row(t, "bad"), map[string]string{"READY": "True", "LAST JOB": "bad-run", "LAST STATUS": "FAILURE", "LAST SYNC": ""})
+	expectRow(t, tb.row(t, "good"), map[string]string{"READY": "True", "STORE": "True", "SCHEDULE": "", "NEXT SYNC": "", "LAST STATUS": "SUCCESS"})
+	expectRow(t, tb.row(t, "bad"), map[string]string{"READY": "True", "LAST STATUS": "FAILURE", "LAST SYNC": ""})
 	if tb.row(t, "good")["LAST SYNC"] == "" {
 		t.Errorf("good: LAST SYNC empty after a SUCCESS")
 	}
+	out = k.kubectl("get", "cads", "-o", "wide")
+	t.Logf("kubectl get cads -o wide:\n%s", out)
+	tb = oneTable(t, out)
+	expectRow(t, tb.row(t, "good"), map[string]string{"ENDPOINT": env.PluginAddr, "LAST JOB": "good-run"})
+	expectRow(t, tb.row(t, "bad"), map[string]string{"LAST JOB": "bad-run"})
 
 	out = k.kubectl("get", "costanalysis")
 	t.Logf("kubectl get costanalysis:\n%s", out)
