@@ -1,4 +1,4 @@
-package api_test
+package spaceone_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
-	"github.com/costops/cost-analysis-operator/internal/api"
+	"github.com/costops/cost-analysis-operator/internal/spaceone"
 )
 
 // listOnly hides the cache's informers: a server over it reads through List.
@@ -23,8 +23,8 @@ type listOnly struct{ client.Reader }
 // The API reads a controller-runtime cache's Job and JobTask informers in place, and
 // answers exactly what it answers through the cache's List.
 func TestServerReadsTheCacheInPlace(t *testing.T) {
-	inPlace := api.New(reader, k8s, allowAll{}, api.DefaultOptions())
-	listed := api.New(listOnly{reader}, k8s, allowAll{}, api.DefaultOptions())
+	inPlace := spaceone.New(reader, k8s, allowAll{}, spaceone.DefaultOptions())
+	listed := spaceone.New(listOnly{reader}, k8s, allowAll{}, spaceone.DefaultOptions())
 	if !inPlace.ReadsInPlace() || listed.ReadsInPlace() {
 		t.Fatalf("reads in place: over the cache %v (want true), over a plain reader %v (want false)",
 			inPlace.ReadsInPlace(), listed.ReadsInPlace())
@@ -71,7 +71,7 @@ func TestServerReadsTheCacheInPlace(t *testing.T) {
 		{"/cost-analysis/v1/job-task/list", `{"domain_id": %q, "data_source_id": "aws", "query": {"sort": [{"key": "job_task_id", "desc": true}], "page": {"start": 2, "limit": 2}}}`},
 		{"/cost-analysis/v1/job-task/stat", `{"domain_id": %q, "query": {"aggregate": [{"group": {"keys": [{"key": "job_id", "name": "job"}], "fields": [{"name": "n", "operator": "count"}]}}, {"sort": {"key": "job"}}]}}`},
 	}
-	serve := func(srv *api.Server, path, body string) (int, string) {
+	serve := func(srv *spaceone.Server, path, body string) (int, string) {
 		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader([]byte(body)))
 		req.Header.Set("X-Auth-Token", "t")
 		rec := httptest.NewRecorder()

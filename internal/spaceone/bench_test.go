@@ -1,4 +1,4 @@
-package api_test
+package spaceone_test
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
-	"github.com/costops/cost-analysis-operator/internal/api"
+	"github.com/costops/cost-analysis-operator/internal/spaceone"
 )
 
 // sliceReader is a cache stand-in: it lists the Jobs it holds as the informer cache
@@ -42,10 +42,10 @@ func (r *sliceReader) List(_ context.Context, list client.ObjectList, _ ...clien
 // allowAll lets every caller do everything.
 type allowAll struct{}
 
-func (allowAll) Authenticate(context.Context, string) (api.User, error) {
-	return api.User{Name: "bench"}, nil
+func (allowAll) Authenticate(context.Context, string) (spaceone.User, error) {
+	return spaceone.User{Name: "bench"}, nil
 }
-func (allowAll) Authorize(context.Context, api.User, api.Access) (bool, error) {
+func (allowAll) Authorize(context.Context, spaceone.User, spaceone.Access) (bool, error) {
 	return true, nil
 }
 
@@ -82,7 +82,7 @@ func benchJobs(n int) []costv1.Job {
 // records alone.
 func BenchmarkJobList(b *testing.B) {
 	jobs := benchJobs(10000)
-	srv := api.New(&sliceReader{jobs: jobs}, nil, allowAll{}, api.DefaultOptions())
+	srv := spaceone.New(&sliceReader{jobs: jobs}, nil, allowAll{}, spaceone.DefaultOptions())
 	h := srv.Handler()
 	call := func(b *testing.B, body string, wantBytes int) {
 		b.Helper()
@@ -98,15 +98,15 @@ func BenchmarkJobList(b *testing.B) {
 		}
 	}
 	b.Run("baseline: json-encode 10000 JobInfo", func(b *testing.B) {
-		infos := make([]api.JobInfo, len(jobs))
+		infos := make([]spaceone.JobInfo, len(jobs))
 		for i := range jobs {
-			infos[i] = api.NewJobInfo(&jobs[i])
+			infos[i] = spaceone.NewJobInfo(&jobs[i])
 		}
 		b.ReportAllocs()
 		for b.Loop() {
 			w := &discardWriter{header: http.Header{}}
 			enc := json.NewEncoder(w)
-			if err := enc.Encode(api.ListResult{Results: infos, TotalCount: len(infos)}); err != nil {
+			if err := enc.Encode(spaceone.ListResult{Results: infos, TotalCount: len(infos)}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -209,7 +209,7 @@ func benchJobTasks(n, jobs int) []costv1.JobTask {
 func BenchmarkJobTaskList100k(b *testing.B) {
 	const n = 100000
 	r := newIndexerReader(nil, benchJobTasks(n, 50))
-	srv := api.New(r, nil, allowAll{}, api.DefaultOptions()).WithStores(indexerStore{r.jobs}, indexerStore{r.tasks})
+	srv := spaceone.New(r, nil, allowAll{}, spaceone.DefaultOptions()).WithStores(indexerStore{r.jobs}, indexerStore{r.tasks})
 	if !srv.ReadsInPlace() {
 		b.Fatal("the server does not read the stores in place")
 	}

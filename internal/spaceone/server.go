@@ -1,4 +1,4 @@
-// Package api serves the HTTP APIs from the manager's informer cache: the
+// Package spaceone serves the HTTP APIs from the manager's informer cache: the
 // SpaceONE cost-analysis v1 Job and JobTask calls (get, list, stat, cancel) and the
 // job metering call (GET /v5/{project_id}/jobs/{job_id}/metering). Every call carries
 // a Kubernetes bearer token (X-Auth-Token or Authorization: Bearer), checked with
@@ -7,7 +7,7 @@
 //
 // The server runs on every replica (it is not a leader-election runnable), over TLS
 // with a certificate from a directory or a self-signed one made at start.
-package api
+package spaceone
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package api_test
+package spaceone_test
 
 import (
 	"context"

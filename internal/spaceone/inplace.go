@@ -1,4 +1,4 @@
-package api
+package spaceone
 
 import (
 	"context"
@@ -67,13 +67,16 @@ func (s *Server) WithStores(jobs, tasks Store) *Server {
 // stores rather than through List.
 func (s *Server) ReadsInPlace() bool { return s.jobStore != nil && s.taskStore != nil }
 
-// FieldIndex and NamespacedValue name a field index and its values as
-// controller-runtime's cache does (cache/internal.FieldIndexName and
-// KeyToNamespacedKey), for the indexes of internal/indexes.
-func FieldIndex(field string) string { return "field:" + field }
-
-// NamespacedValue is a field index's value for the objects of one namespace.
-func NamespacedValue(namespace, value string) string { return namespace + "/" + value }
+// fieldIndexKey is the name of the informer index controller-runtime's cache keeps
+// for a field index registered with IndexField, and the key under which it files
+// the objects of one namespace whose field holds value. controller-runtime keeps
+// this format private; it was read from controller-runtime v0.25.2,
+// pkg/cache/internal/cache_reader.go (FieldIndexName: "field:"+field;
+// KeyToNamespacedKey: namespace+"/"+value). TestServerReadsTheCacheInPlace pins
+// it: with a wrong key the in-place answers differ from List's and it fails.
+func fieldIndexKey(field, namespace, value string) (index, key string) {
+	return "field:" + field, namespace + "/" + value
+}
 
 // fromStore returns the namespace's objects (or, with field, those whose field index
 // holds value), and false when the store cannot answer: absent or not synced.
@@ -84,7 +87,7 @@ func fromStore(st Store, ns, field, value string) ([]any, bool) {
 	var objs []any
 	var err error
 	if field != "" {
-		objs, err = st.ByIndex(FieldIndex(field), NamespacedValue(ns, value))
+		objs, err = st.ByIndex(fieldIndexKey(field, ns, value))
 	} else {
 		objs, err = st.ByIndex(toolscache.NamespaceIndex, ns)
 	}

@@ -1,4 +1,4 @@
-package api_test
+package spaceone_test
 
 import (
 	"bytes"
@@ -30,8 +30,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
-	"github.com/costops/cost-analysis-operator/internal/api"
 	"github.com/costops/cost-analysis-operator/internal/indexes"
+	"github.com/costops/cost-analysis-operator/internal/scheme"
+	"github.com/costops/cost-analysis-operator/internal/spaceone"
 	"github.com/costops/cost-analysis-operator/internal/store/pgtest"
 	"github.com/costops/cost-analysis-operator/internal/testenv"
 )
@@ -85,7 +86,7 @@ func run(m *testing.M) (int, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	if reader, err = cache.New(env.Config, cache.Options{Scheme: testenv.Scheme}); err != nil {
+	if reader, err = cache.New(env.Config, cache.Options{Scheme: scheme.Scheme}); err != nil {
 		return 0, err
 	}
 	if err := indexes.Setup(ctx, reader); err != nil {
@@ -115,9 +116,9 @@ func run(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	opts := api.DefaultOptions()
+	opts := spaceone.DefaultOptions()
 	opts.CertDir = certDir
-	srv := api.New(reader, k8s, api.NewKubeAuthenticator(k8s, 10*time.Second, 1024), opts)
+	srv := spaceone.New(reader, k8s, spaceone.NewKubeAuthenticator(k8s, 10*time.Second, 1024), opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -138,7 +139,7 @@ func run(m *testing.M) (int, error) {
 // writeCertificate writes a certificate for 127.0.0.1 into dir and returns a pool
 // that trusts it.
 func writeCertificate(dir string) (*x509.CertPool, error) {
-	cert, err := api.SelfSignedCertificate(nil, time.Now())
+	cert, err := spaceone.SelfSignedCertificate(nil, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -147,10 +148,10 @@ func writeCertificate(dir string) (*x509.CertPool, error) {
 		return nil, err
 	}
 	certPEM := pemBlock("CERTIFICATE", cert.Certificate[0])
-	if err := os.WriteFile(filepath.Join(dir, api.CertFile), certPEM, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, spaceone.CertFile), certPEM, 0o600); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, api.KeyFile), pemBlock("PRIVATE KEY", keyDER), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, spaceone.KeyFile), pemBlock("PRIVATE KEY", keyDER), 0o600); err != nil {
 		return nil, err
 	}
 	pool := x509.NewCertPool()
@@ -385,8 +386,8 @@ func waitForCache(t *testing.T, obj client.Object, into client.Object) {
 
 // roles are what reader and canceller may do in the namespaces granted to them.
 var roles = map[string][]rbacv1.PolicyRule{
-	"reader":    {{APIGroups: []string{api.Group}, Resources: []string{"jobs", "jobtasks"}, Verbs: []string{"get", "list"}}},
-	"canceller": {{APIGroups: []string{api.Group}, Resources: []string{"jobs"}, Verbs: []string{"patch"}}},
+	"reader":    {{APIGroups: []string{spaceone.Group}, Resources: []string{"jobs", "jobtasks"}, Verbs: []string{"get", "list"}}},
+	"canceller": {{APIGroups: []string{spaceone.Group}, Resources: []string{"jobs"}, Verbs: []string{"patch"}}},
 }
 
 // grant creates the Roles and RoleBindings of reader and canceller in ns.

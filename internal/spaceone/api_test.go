@@ -1,4 +1,4 @@
-package api_test
+package spaceone_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
-	"github.com/costops/cost-analysis-operator/internal/api"
+	"github.com/costops/cost-analysis-operator/internal/spaceone"
 )
 
 // The seeds' field lists, as the documents spell them.
@@ -84,10 +84,10 @@ func TestEveryRouteAnswersPermittedCallersAndRefusesOthers(t *testing.T) {
 			}
 			for _, token := range forbidden {
 				r := do(t, tc.method, tc.path, token, tc.body)
-				wantCode := api.CodePermissionDenied
+				wantCode := spaceone.CodePermissionDenied
 				gotCode := r.code()
 				if tc.metering {
-					wantCode, gotCode = api.MeteringCodeForbidden, r.JSON["error_code"].(string)
+					wantCode, gotCode = spaceone.MeteringCodeForbidden, r.JSON["error_code"].(string)
 				}
 				if r.Status != http.StatusForbidden || gotCode != wantCode {
 					t.Errorf("forbidden caller: got %d %s, want 403 %s", r.Status, r.Body, wantCode)
@@ -95,12 +95,12 @@ func TestEveryRouteAnswersPermittedCallersAndRefusesOthers(t *testing.T) {
 			}
 			for token, what := range map[string]string{"": "no token", "not-a-token": "an invalid token"} {
 				r := do(t, tc.method, tc.path, token, tc.body)
-				wantCode := api.CodeAuthenticateFailure
+				wantCode := spaceone.CodeAuthenticateFailure
 				gotCode := r.code()
 				if tc.metering {
-					wantCode = api.MeteringCodeNoToken
+					wantCode = spaceone.MeteringCodeNoToken
 					if token != "" {
-						wantCode = api.MeteringCodeInvalidToken
+						wantCode = spaceone.MeteringCodeInvalidToken
 					}
 					gotCode, _ = r.JSON["error_code"].(string)
 				}
@@ -124,8 +124,8 @@ func TestCallersAreConfinedToTheirNamespaces(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			r := do(t, "POST", tc.path, readerToken, tc.body)
-			if r.Status != http.StatusForbidden || r.code() != api.CodePermissionDenied {
-				t.Errorf("got %d %s, want 403 %s", r.Status, r.Body, api.CodePermissionDenied)
+			if r.Status != http.StatusForbidden || r.code() != spaceone.CodePermissionDenied {
+				t.Errorf("got %d %s, want 403 %s", r.Status, r.Body, spaceone.CodePermissionDenied)
 			}
 		})
 	}
@@ -507,12 +507,12 @@ func TestCancel(t *testing.T) {
 			body: map[string]any{"domain_id": ns}, status: http.StatusOK, canceled: "running-old-path"},
 		"a finished Job cannot be canceled": {path: "/cost-analysis/v1/job/cancel",
 			body: map[string]any{"domain_id": ns, "job_id": "done"}, status: http.StatusBadRequest,
-			code: api.CodeJobState, message: "Only running jobs can be canceled. (job_state = SUCCESS)", unchanged: "done"},
+			code: spaceone.CodeJobState, message: "Only running jobs can be canceled. (job_state = SUCCESS)", unchanged: "done"},
 		"a Job not picked up yet cannot be canceled": {path: "/cost-analysis/v1/job/cancel",
 			body: map[string]any{"domain_id": ns, "job_id": "waiting"}, status: http.StatusBadRequest,
-			code: api.CodeJobState, message: "Only running jobs can be canceled. (job_state = SCOPE_NONE)", unchanged: "waiting"},
+			code: spaceone.CodeJobState, message: "Only running jobs can be canceled. (job_state = SCOPE_NONE)", unchanged: "waiting"},
 		"an unknown Job is not found": {path: "/cost-analysis/v1/job/cancel",
-			body: map[string]any{"domain_id": ns, "job_id": "nope"}, status: http.StatusNotFound, code: api.CodeNotFound},
+			body: map[string]any{"domain_id": ns, "job_id": "nope"}, status: http.StatusNotFound, code: spaceone.CodeNotFound},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -557,40 +557,40 @@ func TestBadRequestsGetSpaceONEErrors(t *testing.T) {
 		message string
 	}{
 		"a call without domain_id": {"/cost-analysis/v1/job/list", map[string]any{}, http.StatusBadRequest,
-			api.CodeRequiredParameter, "Required parameter. (key = domain_id)"},
+			spaceone.CodeRequiredParameter, "Required parameter. (key = domain_id)"},
 		"a get without job_id": {"/cost-analysis/v1/job/get", map[string]any{"domain_id": ns}, http.StatusBadRequest,
-			api.CodeRequiredParameter, "Required parameter. (key = job_id)"},
+			spaceone.CodeRequiredParameter, "Required parameter. (key = job_id)"},
 		"a get without job_task_id": {"/cost-analysis/v1/job-task/get", map[string]any{"domain_id": ns}, http.StatusBadRequest,
-			api.CodeRequiredParameter, "Required parameter. (key = job_task_id)"},
+			spaceone.CodeRequiredParameter, "Required parameter. (key = job_task_id)"},
 		"a job_id that is not a string": {"/cost-analysis/v1/job/get", map[string]any{"domain_id": ns, "job_id": 5}, http.StatusBadRequest,
-			api.CodeInvalidParameter, "Parameter is invalid. (key = job_id, reason = expected a string)"},
+			spaceone.CodeInvalidParameter, "Parameter is invalid. (key = job_id, reason = expected a string)"},
 		"a domain_id that cannot be a namespace": {"/cost-analysis/v1/job/list", map[string]any{"domain_id": "Domain_A"}, http.StatusBadRequest,
-			api.CodeInvalidParameter, "Parameter is invalid. (key = domain_id, reason = not a namespace name)"},
+			spaceone.CodeInvalidParameter, "Parameter is invalid. (key = domain_id, reason = not a namespace name)"},
 		"an unknown status": {"/cost-analysis/v1/job-task/list", map[string]any{"domain_id": ns, "status": "DONE"}, http.StatusBadRequest,
-			api.CodeInvalidParameter, ""},
+			spaceone.CodeInvalidParameter, ""},
 		"a body that is not JSON": {"/cost-analysis/v1/job/list", "domain_id=x", http.StatusBadRequest,
-			api.CodeInvalidParameter, "Parameter is invalid. (key = body, reason = the body must be a JSON object)"},
+			spaceone.CodeInvalidParameter, "Parameter is invalid. (key = body, reason = the body must be a JSON object)"},
 		"a query that is not an object": {"/cost-analysis/v1/job/list", map[string]any{"domain_id": ns, "query": "status=SUCCESS"}, http.StatusBadRequest,
-			api.CodeInvalidParameter, "Parameter is invalid. (key = query, reason = expected an object)"},
+			spaceone.CodeInvalidParameter, "Parameter is invalid. (key = query, reason = expected an object)"},
 		"a query with an unknown operator": {"/cost-analysis/v1/job/list", map[string]any{"domain_id": ns,
 			"query": map[string]any{"filter": []any{map[string]any{"k": "status", "v": "x", "o": "like"}}}}, http.StatusBadRequest,
-			api.CodeInvalidParameter, "query.filter[0].o"},
+			spaceone.CodeInvalidParameter, "query.filter[0].o"},
 		"only that is not a list of strings": {"/cost-analysis/v1/job/get", map[string]any{"domain_id": ns, "job_id": "x", "only": []any{1}},
-			http.StatusBadRequest, api.CodeInvalidParameter, "key = only"},
+			http.StatusBadRequest, spaceone.CodeInvalidParameter, "key = only"},
 		"a stat without a query": {"/cost-analysis/v1/job/stat", map[string]any{"domain_id": ns}, http.StatusBadRequest,
-			api.CodeRequiredParameter, "Required parameter. (key = query)"},
+			spaceone.CodeRequiredParameter, "Required parameter. (key = query)"},
 		"a stat with an unknown group operator": {"/cost-analysis/v1/job-task/stat", map[string]any{"domain_id": ns, "query": map[string]any{
 			"aggregate": []any{map[string]any{"group": map[string]any{"keys": []any{map[string]any{"key": "status", "name": "s"}},
 				"fields": []any{map[string]any{"name": "n", "operator": "median"}}}}}}}, http.StatusBadRequest,
-			api.CodeInvalidParameter, "query.aggregate[0].group.fields[0].operator"},
+			spaceone.CodeInvalidParameter, "query.aggregate[0].group.fields[0].operator"},
 		"an unknown Job": {"/cost-analysis/v1/job/get", map[string]any{"domain_id": ns, "job_id": "nope"}, http.StatusNotFound,
-			api.CodeNotFound, "Resource cannot be found or access is denied. (job_id = nope)"},
+			spaceone.CodeNotFound, "Resource cannot be found or access is denied. (job_id = nope)"},
 		"an unknown route": {"/cost-analysis/v1/job/list/all", map[string]any{"domain_id": ns}, http.StatusNotFound,
-			api.CodeNotFound, "No such route. (method = POST, path = /cost-analysis/v1/job/list/all)"},
+			spaceone.CodeNotFound, "No such route. (method = POST, path = /cost-analysis/v1/job/list/all)"},
 		"a GET route called with POST": {"/cost-analysis/v1/jobs", map[string]any{"domain_id": ns}, http.StatusMethodNotAllowed,
-			api.CodeMethodNotAllowed, "allowed = GET"},
+			spaceone.CodeMethodNotAllowed, "allowed = GET"},
 		"an unknown JobTask": {"/cost-analysis/v1/job-task/get", map[string]any{"domain_id": ns, "job_task_id": "nope-0"}, http.StatusNotFound,
-			api.CodeNotFound, "Resource cannot be found or access is denied. (job_task_id = nope-0)"},
+			spaceone.CodeNotFound, "Resource cannot be found or access is denied. (job_task_id = nope-0)"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -628,9 +628,9 @@ func TestMeteringReportsWhatARunConsumed(t *testing.T) {
 		want []entry
 	}{
 		"task pod time is hours on the collector's spec, and data is GB": {"metered", []entry{
-			{"cpu-100m.memory-64Mi", "Duration", 2, 4}, {api.ResourceSpecFlow, "flow", 5, 10}}},
+			{"cpu-100m.memory-64Mi", "Duration", 2, 4}, {spaceone.ResourceSpecFlow, "flow", 5, 10}}},
 		"a collector without resources is the default spec": {"small", []entry{
-			{"default", "Duration", 0.5, 4}, {api.ResourceSpecFlow, "flow", 0.5, 10}}},
+			{"default", "Duration", 0.5, 4}, {spaceone.ResourceSpecFlow, "flow", 0.5, 10}}},
 		"a Job not picked up yet has consumed nothing": {"fresh", nil},
 	}
 	ids := map[string]string{}
@@ -651,7 +651,7 @@ func TestMeteringReportsWhatARunConsumed(t *testing.T) {
 					t.Errorf("fields %v, want the seed's %v", keysOf(p), sorted(productInfoFields))
 				}
 				if p["resource_spec_code"] != w.spec || p["usage_factor"] != w.factor || p["usage_value"] != w.value ||
-					p["usage_measure_id"] != w.measure || p["cloud_service_type"] != api.CloudServiceType || p["resource_size"] != 1.0 {
+					p["usage_measure_id"] != w.measure || p["cloud_service_type"] != spaceone.CloudServiceType || p["resource_size"] != 1.0 {
 					t.Errorf("entry %d = %v, want %+v", i, p, w)
 				}
 				id, _ := p["id"].(string)
@@ -666,8 +666,8 @@ func TestMeteringReportsWhatARunConsumed(t *testing.T) {
 		})
 	}
 	t.Run("ids derive from the Job's UID", func(t *testing.T) {
-		got := api.MeteringProducts(jobs["metered"])
-		if got[0].ID == got[1].ID || got[0].ID != api.MeteringProducts(jobs["metered"].DeepCopy())[0].ID {
+		got := spaceone.MeteringProducts(jobs["metered"])
+		if got[0].ID == got[1].ID || got[0].ID != spaceone.MeteringProducts(jobs["metered"].DeepCopy())[0].ID {
 			t.Errorf("ids %s, %s are not stable and distinct", got[0].ID, got[1].ID)
 		}
 	})
@@ -682,26 +682,26 @@ func TestMeteringErrorsInEnglishAndChinese(t *testing.T) {
 		status                int
 		code, message         string
 	}{
-		"no token": {"/v5/" + ns + "/jobs/metered/metering", "", "", http.StatusUnauthorized, api.MeteringCodeNoToken,
+		"no token": {"/v5/" + ns + "/jobs/metered/metering", "", "", http.StatusUnauthorized, spaceone.MeteringCodeNoToken,
 			"The request carries no token: set X-Auth-Token or Authorization: Bearer."},
-		"no token, in Chinese": {"/v5/" + ns + "/jobs/metered/metering", "", "zh-cn", http.StatusUnauthorized, api.MeteringCodeNoToken,
+		"no token, in Chinese": {"/v5/" + ns + "/jobs/metered/metering", "", "zh-cn", http.StatusUnauthorized, spaceone.MeteringCodeNoToken,
 			"请求未携带令牌：请设置X-Auth-Token或Authorization: Bearer。"},
 		"an invalid token, in Chinese": {"/v5/" + ns + "/jobs/metered/metering", "garbage", "zh-cn", http.StatusUnauthorized,
-			api.MeteringCodeInvalidToken, "令牌无效或已过期。"},
+			spaceone.MeteringCodeInvalidToken, "令牌无效或已过期。"},
 		"an invalid job id": {"/v5/" + ns + "/jobs/Not_A_Job/metering", readerToken, "en-us", http.StatusBadRequest,
-			api.MeteringCodeInvalidJobID, "The value of parameter job_id is invalid."},
+			spaceone.MeteringCodeInvalidJobID, "The value of parameter job_id is invalid."},
 		"an invalid job id, in Chinese": {"/v5/" + ns + "/jobs/Not_A_Job/metering", readerToken, "zh-cn", http.StatusBadRequest,
-			api.MeteringCodeInvalidJobID, "参数job_id的值无效。"},
+			spaceone.MeteringCodeInvalidJobID, "参数job_id的值无效。"},
 		"a job id longer than a Job name can be": {"/v5/" + ns + "/jobs/" + strings.Repeat("j", 53) + "/metering", readerToken, "", http.StatusBadRequest,
-			api.MeteringCodeInvalidJobID, "The value of parameter job_id is invalid."},
+			spaceone.MeteringCodeInvalidJobID, "The value of parameter job_id is invalid."},
 		"an invalid project id": {"/v5/Not_A_Project/jobs/metered/metering", readerToken, "", http.StatusBadRequest,
-			api.MeteringCodeInvalidProjectID, "The value of parameter project_id is invalid."},
+			spaceone.MeteringCodeInvalidProjectID, "The value of parameter project_id is invalid."},
 		"a caller without access, in Chinese": {"/v5/" + ns + "/jobs/metered/metering", strangerToken, "zh-CN", http.StatusForbidden,
-			api.MeteringCodeForbidden, "您无权读取任务metered。"},
+			spaceone.MeteringCodeForbidden, "您无权读取任务metered。"},
 		"an unknown Job": {"/v5/" + ns + "/jobs/nope/metering", readerToken, "en-us", http.StatusNotFound,
-			api.MeteringCodeJobNotFound, "Job nope does not exist."},
+			spaceone.MeteringCodeJobNotFound, "Job nope does not exist."},
 		"an unknown Job, in Chinese": {"/v5/" + ns + "/jobs/nope/metering", readerToken, "zh-cn", http.StatusNotFound,
-			api.MeteringCodeJobNotFound, "任务nope不存在。"},
+			spaceone.MeteringCodeJobNotFound, "任务nope不存在。"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -751,10 +751,10 @@ func TestNoAnswerShowsSecretData(t *testing.T) {
 }
 
 func TestSelfSignedServerServesTLS(t *testing.T) {
-	opts := api.DefaultOptions()
+	opts := spaceone.DefaultOptions()
 	opts.BindAddress = "127.0.0.1:0"
-	opts.SelfSignedHosts = []string{"cost-analysis-api.cost-analysis-system.svc"}
-	srv := api.New(reader, k8s, api.NewKubeAuthenticator(k8s, 0, 1), opts)
+	opts.SelfSignedHosts = []string{"cost-analysis-spaceone.cost-analysis-system.svc"}
+	srv := spaceone.New(reader, k8s, spaceone.NewKubeAuthenticator(k8s, 0, 1), opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	ln, err := netListen()
 	if err != nil {
@@ -797,7 +797,7 @@ func TestOptionsEnableTheAPI(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			o := api.DefaultOptions()
+			o := spaceone.DefaultOptions()
 			o.BindAddress = tc.address
 			if o.Enabled() != tc.want {
 				t.Errorf("Enabled() = %v, want %v", o.Enabled(), tc.want)

@@ -1,4 +1,4 @@
-package api_test
+package spaceone_test
 
 import (
 	"context"
@@ -12,14 +12,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
-	"github.com/costops/cost-analysis-operator/internal/api"
-	"github.com/costops/cost-analysis-operator/internal/testenv"
+	"github.com/costops/cost-analysis-operator/internal/scheme"
+	"github.com/costops/cost-analysis-operator/internal/spaceone"
 )
 
 // countingClient counts the TokenReviews and SubjectAccessReviews sent to the API server.
 func countingClient(t *testing.T, reviews, accessReviews *atomic.Int32) client.Client {
 	t.Helper()
-	c, err := client.NewWithWatch(env.Config, client.Options{Scheme: testenv.Scheme})
+	c, err := client.NewWithWatch(env.Config, client.Options{Scheme: scheme.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestKubeAuthenticatorChecksTokensAndRBAC(t *testing.T) {
 	ctx := context.Background()
 	tests := map[string]struct {
 		token         string
-		access        api.Access
+		access        spaceone.Access
 		wantUser      string
 		wantErr       error
 		wantAllowed   bool
@@ -49,21 +49,21 @@ func TestKubeAuthenticatorChecksTokensAndRBAC(t *testing.T) {
 		accessReviews int32
 	}{
 		"a permitted caller is checked once and then served from the cache": {
-			token: readerToken, access: api.Access{Verb: "list", Resource: api.ResourceJobs, Namespace: domainA},
+			token: readerToken, access: spaceone.Access{Verb: "list", Resource: spaceone.ResourceJobs, Namespace: domainA},
 			wantUser: "system:serviceaccount:callers:reader", wantAllowed: true, calls: 3, tokenReviews: 1, accessReviews: 1},
 		"a refusal is never cached": {
-			token: strangerToken, access: api.Access{Verb: "list", Resource: api.ResourceJobs, Namespace: domainA},
+			token: strangerToken, access: spaceone.Access{Verb: "list", Resource: spaceone.ResourceJobs, Namespace: domainA},
 			wantUser: "system:serviceaccount:callers:stranger", wantAllowed: false, calls: 3, tokenReviews: 1, accessReviews: 3},
 		"RBAC resource names apply to a named object": {
-			token: cancellerToken, access: api.Access{Verb: "patch", Resource: api.ResourceJobs, Namespace: domainA, Name: "any"},
+			token: cancellerToken, access: spaceone.Access{Verb: "patch", Resource: spaceone.ResourceJobs, Namespace: domainA, Name: "any"},
 			wantUser: "system:serviceaccount:callers:canceller", wantAllowed: true, calls: 2, tokenReviews: 1, accessReviews: 1},
 		"an invalid token is refused every time": {
-			token: "not-a-token", wantErr: api.ErrUnauthenticated, calls: 2, tokenReviews: 2},
+			token: "not-a-token", wantErr: spaceone.ErrUnauthenticated, calls: 2, tokenReviews: 2},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			var reviews, accessReviews atomic.Int32
-			auth := api.NewKubeAuthenticator(countingClient(t, &reviews, &accessReviews), 10*time.Second, 16)
+			auth := spaceone.NewKubeAuthenticator(countingClient(t, &reviews, &accessReviews), 10*time.Second, 16)
 			for range tc.calls {
 				u, err := auth.Authenticate(ctx, tc.token)
 				if !errors.Is(err, tc.wantErr) {
