@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+	"github.com/costops/cost-analysis-operator/internal/scheme"
 	"github.com/costops/cost-analysis-operator/internal/testenv"
 )
 
@@ -31,7 +32,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	_ = apiextensionsv1.AddToScheme(testenv.Scheme)
+	_ = apiextensionsv1.AddToScheme(scheme.Scheme)
 	code := m.Run()
 	_ = env.Stop()
 	os.Exit(code)

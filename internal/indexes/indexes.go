@@ -5,6 +5,7 @@ package indexes
 
 import (
 	"context"
+	"fmt"
 
 	batchv1 "k8s.io/api/batch/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,27 +27,59 @@ const (
 
 // Setup registers every index with the manager's field indexer.
 func Setup(ctx context.Context, indexer client.FieldIndexer) error {
-	if err := indexer.IndexField(ctx, &costv1.JobTask{}, JobTaskJob, func(o client.Object) []string {
-		return []string{o.(*costv1.JobTask).Spec.JobRef.Name}
-	}); err != nil {
-		return err
-	}
-	if err := indexer.IndexField(ctx, &costv1.Job{}, JobDataSource, func(o client.Object) []string {
-		return []string{o.(*costv1.Job).Spec.DataSourceRef.Name}
-	}); err != nil {
-		return err
-	}
-	if err := indexer.IndexField(ctx, &costv1.DataSource{}, DataSourceSecret, func(o client.Object) []string {
-		return SecretsOf(o.(*costv1.DataSource))
-	}); err != nil {
-		return err
-	}
-	return indexer.IndexField(ctx, &batchv1.Job{}, BatchJobJob, func(o client.Object) []string {
-		if v := o.GetLabels()[costv1.LabelJob]; v != "" {
-			return []string{v}
+	for _, ix := range []struct {
+		obj   client.Object
+		field string
+		fn    client.IndexerFunc
+		what  string
+	}{
+		{&costv1.JobTask{}, JobTaskJob, IndexJobTaskJob, "JobTasks by Job"},
+		{&costv1.Job{}, JobDataSource, IndexJobDataSource, "Jobs by DataSource"},
+		{&costv1.DataSource{}, DataSourceSecret, IndexDataSourceSecrets, "DataSources by Secret"},
+		{&batchv1.Job{}, BatchJobJob, IndexBatchJobJob, "task batch Jobs by Job"},
+	} {
+		if err := indexer.IndexField(ctx, ix.obj, ix.field, ix.fn); err != nil {
+			return fmt.Errorf("setting the index of %s (%s): %w", ix.what, ix.field, err)
 		}
+	}
+	return nil
+}
+
+// IndexJobTaskJob is the JobTaskJob index: a JobTask's Job.
+func IndexJobTaskJob(o client.Object) []string {
+	t, ok := o.(*costv1.JobTask)
+	if !ok || t.Spec.JobRef.Name == "" {
 		return nil
-	})
+	}
+	return []string{t.Spec.JobRef.Name}
+}
+
+// IndexJobDataSource is the JobDataSource index: a Job's DataSource.
+func IndexJobDataSource(o client.Object) []string {
+	j, ok := o.(*costv1.Job)
+	if !ok || j.Spec.DataSourceRef.Name == "" {
+		return nil
+	}
+	return []string{j.Spec.DataSourceRef.Name}
+}
+
+// IndexDataSourceSecrets is the DataSourceSecret index: every Secret a DataSource
+// reads.
+func IndexDataSourceSecrets(o client.Object) []string {
+	ds, ok := o.(*costv1.DataSource)
+	if !ok {
+		return nil
+	}
+	return SecretsOf(ds)
+}
+
+// IndexBatchJobJob is the BatchJobJob index: the cost-analysis Job a task batch
+// Job belongs to (its label).
+func IndexBatchJobJob(o client.Object) []string {
+	if v := o.GetLabels()[costv1.LabelJob]; v != "" {
+		return []string{v}
+	}
+	return nil
 }
 
 // SecretsOf lists the Secrets a DataSource reads.

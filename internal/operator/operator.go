@@ -5,17 +5,15 @@ package operator
 
 import (
 	"context"
-	"k8s.io/utils/clock"
 	"time"
+
+	"k8s.io/utils/clock"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -27,20 +25,13 @@ import (
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
 	"github.com/costops/cost-analysis-operator/controllers"
-	"github.com/costops/cost-analysis-operator/internal/api"
 	"github.com/costops/cost-analysis-operator/internal/indexes"
 	"github.com/costops/cost-analysis-operator/internal/metrics"
 	"github.com/costops/cost-analysis-operator/internal/plugin"
+	"github.com/costops/cost-analysis-operator/internal/scheme"
+	"github.com/costops/cost-analysis-operator/internal/spaceone"
 	"github.com/costops/cost-analysis-operator/internal/store"
 )
-
-// Scheme holds the kinds the manager reads and writes.
-var Scheme = runtime.NewScheme()
-
-func init() {
-	utilruntime.Must(clientgoscheme.AddToScheme(Scheme))
-	utilruntime.Must(costv1.AddToScheme(Scheme))
-}
 
 // Options are the manager's settings (main.go's flags).
 type Options struct {
@@ -66,8 +57,8 @@ type Options struct {
 	// CommitRetryWindow is how long a failing commit is retried before the run fails.
 	CommitRetryWindow time.Duration
 
-	// API configures the HTTP API (internal/api); API.BindAddress "0" disables it.
-	API api.Options
+	// API configures the HTTP API (internal/spaceone); API.BindAddress "0" disables it.
+	API spaceone.Options
 
 	// SkipNameValidation lets a process start several managers (tests).
 	SkipNameValidation bool
@@ -90,7 +81,7 @@ func DefaultOptions() Options {
 		TaskWorkers:       16,
 		StoreMaxConns:     8,
 		CommitRetryWindow: 10 * time.Minute,
-		API:               api.DefaultOptions(),
+		API:               spaceone.DefaultOptions(),
 	}
 }
 
@@ -104,7 +95,7 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	taskSelector := labels.NewSelector().Add(*req)
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  Scheme,
+		Scheme:                  scheme.Scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.ProbeAddr,
 		PprofBindAddress:        o.PprofAddr,
@@ -176,7 +167,7 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	if err := controllers.NewScheduleReconciler(mgr, schedOpts...).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	if err := api.Setup(mgr, o.API); err != nil {
+	if err := spaceone.Setup(mgr, o.API); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -11,23 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+	"github.com/costops/cost-analysis-operator/internal/scheme"
 )
-
-// Scheme holds the built-in kinds and the operator's.
-var Scheme = runtime.NewScheme()
-
-func init() {
-	utilruntime.Must(clientgoscheme.AddToScheme(Scheme))
-	utilruntime.Must(costv1.AddToScheme(Scheme))
-}
 
 // Env is a running control plane.
 type Env struct {
@@ -58,14 +47,14 @@ func Start() (*Env, error) {
 	e := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
-		Scheme:                Scheme,
+		Scheme:                scheme.Scheme,
 	}
 	cfg, err := e.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting envtest: %w", err)
 	}
 	cfg.QPS, cfg.Burst = 500, 1000
-	c, err := client.New(cfg, client.Options{Scheme: Scheme})
+	c, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
 	if err != nil {
 		_ = e.Stop()
 		return nil, err

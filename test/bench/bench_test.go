@@ -27,7 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
-	"github.com/costops/cost-analysis-operator/internal/testenv"
+	"github.com/costops/cost-analysis-operator/internal/scheme"
 	"github.com/costops/cost-analysis-operator/test/e2e/framework"
 )
 
@@ -157,7 +157,7 @@ func TestBenchmark(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.QPS, cfg.Burst = -1, 0 // the plain client: no client-side limit, the apiserver's own
-	c, err := client.NewWithWatch(cfg, client.Options{Scheme: testenv.Scheme})
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
