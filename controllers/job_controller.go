@@ -284,13 +284,13 @@ func (r *JobReconciler) writeStatus(ctx context.Context, s *jobScope) error {
 	return nil
 }
 
-// runningBatchJobs lists the task batch Jobs of a Job that have not finished, to seed
+// runningBatchJobs lists the task batch Jobs of a Job that have not finished, to rebuild
 // the admission ledger after a restart.
 func runningBatchJobs(ctx context.Context, c client.Reader, namespace, job string) []string {
 	var list batchv1.JobList
 	if err := c.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexBatchJobJob: job},
 		client.UnsafeDisableDeepCopy); err != nil {
-		log.FromContext(ctx).Error(err, "Listing batch Jobs to seed admission", "job", job)
+		log.FromContext(ctx).Error(err, "Listing batch Jobs to rebuild admission", "job", job)
 		return nil
 	}
 	var names []string

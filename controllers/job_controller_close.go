@@ -182,7 +182,7 @@ func (r *JobReconciler) reconcileClose(ctx context.Context, s *jobScope) (reconc
 			}
 			windows, err := storeWindows(s.job.Status.Changed, tasks)
 			if err != nil {
-				return fmt.Errorf("%w: %v", store.ErrInvalidWindow, err)
+				return fmt.Errorf("%w: %w", store.ErrInvalidWindow, err)
 			}
 			err = db.Commit(cctx, run, windows)
 			metrics.StoreOperation(ns, ds, "commit", time.Since(t0), err)

@@ -344,7 +344,7 @@ func buildJobTasks(job *costv1.Job, tasks []plugin.Task) ([]*costv1.JobTask, err
 	for i, t := range tasks {
 		opts, err := toRaw(t.Options)
 		if err != nil || opts == nil {
-			return nil, fmt.Errorf("task %d: task_options cannot be encoded: %v", i, err)
+			return nil, fmt.Errorf("task %d: task_options cannot be encoded: %w", i, err)
 		}
 		var changed *costv1.ChangedWindow
 		if t.Changed != nil {

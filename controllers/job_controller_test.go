@@ -20,7 +20,7 @@ import (
 
 func taskIndex(bj *batchv1.Job) int {
 	var i int
-	fmt.Sscanf(bj.Spec.Template.Annotations[costv1.AnnotationTaskIndex], "%d", &i)
+	_, _ = fmt.Sscanf(bj.Spec.Template.Annotations[costv1.AnnotationTaskIndex], "%d", &i)
 	return i
 }
 
@@ -364,7 +364,7 @@ func TestCancelWhileRunning(t *testing.T) {
 	if err := k8s.Patch(ctx, j, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"cancel":true}}`))); err != nil {
 		t.Fatal(err)
 	}
-	j = waitJob(t, ns, "run", costv1.JobCanceled, 20*time.Second)
+	waitJob(t, ns, "run", costv1.JobCanceled, 20*time.Second)
 	assertStopped(t, ns, "run", 8, costv1.TaskCanceled)
 	if n := len(listPods(t, ns, "run")); n != 2 {
 		// the 4 running pods were deleted; the 2 that completed stay with their batch Jobs

@@ -284,14 +284,6 @@ func success(n int) taskOutcome {
 	return taskOutcome{rows: n, message: fmt.Sprintf(`{"created_count": %d, "collected_bytes": %d}`, n, n*100)}
 }
 
-// failureAfter writes rows records and then fails, as a collector whose plugin
-// broke off mid-stream after a write it had made.
-func failureAfter(rows int, code, msg string) taskOutcome {
-	o := failure(code, msg)
-	o.rows = rows
-	return o
-}
-
 var testStores = store.NewRegistry(4)
 
 // storedRows is the number of records of a run in the tests' default store,

@@ -466,5 +466,5 @@ const (
 )
 
 func init() {
-	SchemeBuilder.Register(&DataSource{}, &DataSourceList{})
+	register(&DataSource{}, &DataSourceList{})
 }

@@ -339,5 +339,5 @@ const (
 )
 
 func init() {
-	SchemeBuilder.Register(&Job{}, &JobList{})
+	register(&Job{}, &JobList{})
 }

@@ -125,5 +125,5 @@ type JobTaskList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&JobTask{}, &JobTaskList{})
+	register(&JobTask{}, &JobTaskList{})
 }

@@ -117,7 +117,7 @@ func TestLedger(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Errorf("admitted %v, want %v", got, tc.want)
 			}
-			if fmt.Sprint(woken) != fmt.Sprint(tc.wantWoken) && !(len(woken) == 0 && len(tc.wantWoken) == 0) {
+			if fmt.Sprint(woken) != fmt.Sprint(tc.wantWoken) && (len(woken) != 0 || len(tc.wantWoken) != 0) {
 				t.Errorf("woken %v, want %v", woken, tc.wantWoken)
 			}
 		})

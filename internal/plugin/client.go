@@ -143,7 +143,7 @@ func (c *Client) GetData(ctx context.Context, r GetDataRequest, fn func(CostReco
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		started, err := c.getDataOnce(ctx, req, fn)
-		if fnErr, ok := err.(errFromFn); ok {
+		if fnErr := (errFromFn{}); errors.As(err, &fnErr) {
 			// The caller stopped the stream.
 			observe(MethodGetData, codes.Canceled, time.Since(start))
 			return fnErr.err
@@ -152,12 +152,15 @@ func (c *Client) GetData(ctx context.Context, r GetDataRequest, fn func(CostReco
 			observe(MethodGetData, codes.OK, time.Since(start))
 			return nil
 		}
-		if me, ok := err.(*MalformedError); ok {
+		if me := (*MalformedError)(nil); errors.As(err, &me) {
 			observe(MethodGetData, codes.OK, time.Since(start))
 			observeMalformed(MethodGetData)
 			return me
 		}
-		perr := err.(*Error)
+		var perr *Error
+		if !errors.As(err, &perr) {
+			return err
+		}
 		observe(MethodGetData, perr.Code, time.Since(start))
 		perr.Attempts = attempt
 		if started || !c.retryable(ctx, perr, attempt) || !c.pause(ctx, wait) {
@@ -267,18 +270,6 @@ func (c *Client) pause(ctx context.Context, d time.Duration) bool {
 		if c.conn.GetState() == connectivity.Ready || pctx.Err() != nil {
 			return ctx.Err() == nil
 		}
-	}
-}
-
-// sleep waits d or until ctx is done; it reports whether the full wait passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -48,7 +48,7 @@ func Parse(expr, timeZone string) (*Schedule, error) {
 	}
 	spec, err := parser.Parse(expr)
 	if err != nil {
-		return nil, fmt.Errorf("schedule.cron %q: %v", expr, err)
+		return nil, fmt.Errorf("schedule.cron %q: %w", expr, err)
 	}
 	return &Schedule{spec: spec, loc: loc}, nil
 }

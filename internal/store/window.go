@@ -126,7 +126,7 @@ func parsePred(key string, v any) (windowPred, error) {
 			}
 			b, err := json.Marshal(v)
 			if err != nil {
-				return windowPred{}, fmt.Errorf("value is not JSON: %v", err)
+				return windowPred{}, fmt.Errorf("value is not JSON: %w", err)
 			}
 			return windowPred{column: col, jsonKey: sub, isJSON: true, value: string(b)}, nil
 		}

@@ -668,7 +668,7 @@ func TestPluginStoppedMidPlan(t *testing.T) {
 		k.eventually(20*time.Second, func() error {
 			b, err := os.ReadFile(plugin.LogPath)
 			if err != nil || !strings.Contains(string(b), "get_tasks") {
-				return fmt.Errorf("the plugin has not been asked get_tasks yet (%v)", err)
+				return fmt.Errorf("the plugin has not been asked get_tasks yet (%w)", err)
 			}
 			return nil
 		})

@@ -219,7 +219,7 @@ func startServer() (*server, error) {
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	if out, err := initdb.CombinedOutput(); err != nil {
 		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("initdb: %v: %s", err, out)
+		return nil, fmt.Errorf("initdb: %w: %s", err, out)
 	}
 	var lastErr error
 	for range 5 {
@@ -304,7 +304,7 @@ func launch(bin, dir, data string, cred *syscall.Credential, port int) (*server,
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			<-s.exited
-			return nil, fmt.Errorf("postgres did not accept connections in 30s: %v: %s", err, tail(logPath))
+			return nil, fmt.Errorf("postgres did not accept connections in 30s: %w: %s", err, tail(logPath))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -353,14 +353,13 @@ func findBinaries() (string, error) {
 		c.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		return c.CombinedOutput()
 	}
-	out, err := install()
-	if err != nil {
+	if _, err := install(); err != nil {
 		// The package lists may be missing or stale.
 		if upd, uerr := exec.Command("apt-get", "update").CombinedOutput(); uerr != nil {
-			return "", fmt.Errorf("apt-get update: %v: %s", uerr, lastLines(upd))
+			return "", fmt.Errorf("apt-get update: %w: %s", uerr, lastLines(upd))
 		}
-		if out, err = install(); err != nil {
-			return "", fmt.Errorf("apt-get install postgresql: %v: %s", err, lastLines(out))
+		if out, err := install(); err != nil {
+			return "", fmt.Errorf("apt-get install postgresql: %w: %s", err, lastLines(out))
 		}
 	}
 	if dir, ok := newestBinDir(); ok {

@@ -56,7 +56,7 @@ func Acquire(ctx context.Context, root, name string, wait time.Duration, log io.
 		}
 		if err != syscall.EWOULDBLOCK || time.Now().After(deadline) {
 			f.Close()
-			return nil, fmt.Errorf("another run holds %s (cluster %s of this checkout): %v", path, name, err)
+			return nil, fmt.Errorf("another run holds %s (cluster %s of this checkout): %w", path, name, err)
 		}
 		if !told {
 			fmt.Fprintf(log, "waiting for another run that uses cluster %s (lock %s)\n", name, path)
