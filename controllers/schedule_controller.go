@@ -158,7 +158,14 @@ func (r *ScheduleReconciler) schedule(ctx context.Context, ds *costv1.DataSource
 	if st.LastScheduleTime != nil {
 		since = st.LastScheduleTime.Time
 	}
-	in := schedule.Input{Now: now, Since: since, Suspend: ptr.Deref(spec.Suspend, false), Policy: ds.Policy(), Active: unfinished(jobs)}
+	active := unfinished(jobs)
+	if latest, ok := sched.MostRecent(since, now); ok {
+		// The run of the due time itself, created by an earlier attempt of this
+		// reconcile whose status write did not land, is not another run.
+		own := schedule.JobName(ds.Name, latest)
+		active = slices.DeleteFunc(active, func(n string) bool { return n == own })
+	}
+	in := schedule.Input{Now: now, Since: since, Suspend: ptr.Deref(spec.Suspend, false), Policy: ds.Policy(), Active: active}
 	if spec.StartingDeadlineSeconds != nil {
 		in.StartingDeadline = ptr.To(time.Duration(*spec.StartingDeadlineSeconds) * time.Second)
 	}
