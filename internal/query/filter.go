@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Filter operators. The table follows spaceone.core.model.mongo_model's
@@ -449,6 +450,61 @@ func containString(lowerNeedles []string) func(string) bool {
 	}
 }
 
+// containsFold reports whether s contains lowerNeedle, ignoring case.
+// lowerNeedle must already be lower-cased with strings.ToLower.
+func containsFold(s, lowerNeedle string) bool {
+	if len(lowerNeedle) == 0 {
+		return true
+	}
+	switch asciiCase(s) {
+	case asciiLower:
+		return strings.Contains(s, lowerNeedle)
+	case asciiUpper:
+		if len(s) > 256 {
+			break
+		}
+		// strings.ToLower only maps A-Z in an ASCII string: compare bytewise
+		// rather than allocate a lower-cased copy.
+		n := len(lowerNeedle)
+		for i := 0; i+n <= len(s); i++ {
+			j := 0
+			for ; j < n; j++ {
+				c := s[i+j]
+				if 'A' <= c && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				if c != lowerNeedle[j] {
+					break
+				}
+			}
+			if j == n {
+				return true
+			}
+		}
+		return false
+	}
+	return strings.Contains(strings.ToLower(s), lowerNeedle)
+}
+
+const (
+	asciiLower = iota // ASCII without upper-case letters
+	asciiUpper        // ASCII with upper-case letters
+	notASCII
+)
+
+func asciiCase(s string) int {
+	c := asciiLower
+	for i := 0; i < len(s); i++ {
+		switch b := s[i]; {
+		case b >= utf8.RuneSelf:
+			return notASCII
+		case 'A' <= b && b <= 'Z':
+			c = asciiUpper
+		}
+	}
+	return c
+}
+
 func regexTest(res []*regexp.Regexp) test {
 	str := regexString(res)
 	return func(v any, present bool) bool {
@@ -558,16 +614,6 @@ func (c *condition) boundTest(now time.Time) test {
 	}
 }
 
-// bind returns the record predicate for the condition.
-func (c *condition) bind(now time.Time) func(rec map[string]any) bool {
-	t := c.boundTest(now)
-	p := c.path
-	if c.negate {
-		return func(rec map[string]any) bool { return !p.walk(rec, 0, t) }
-	}
-	return func(rec map[string]any) bool { return p.walk(rec, 0, t) }
-}
-
 // filter is the compiled filter / filter_or pair: all of and, and at least
 // one of or (when or is not empty).
 type filter struct {
@@ -599,36 +645,3 @@ func compileFilter(m map[string]any, prefix string) (filter, *Error) {
 }
 
 func (f *filter) empty() bool { return len(f.and) == 0 && len(f.or) == 0 }
-
-// bind returns the record predicate, or nil when everything matches.
-// extra predicates (e.g. the keyword search) are ANDed.
-func (f *filter) bind(now time.Time, extra ...func(map[string]any) bool) func(map[string]any) bool {
-	if f.empty() && len(extra) == 0 {
-		return nil
-	}
-	and := make([]func(map[string]any) bool, 0, len(f.and)+len(extra))
-	for _, c := range f.and {
-		and = append(and, c.bind(now))
-	}
-	and = append(and, extra...)
-	or := make([]func(map[string]any) bool, 0, len(f.or))
-	for _, c := range f.or {
-		or = append(or, c.bind(now))
-	}
-	return func(rec map[string]any) bool {
-		for _, m := range and {
-			if !m(rec) {
-				return false
-			}
-		}
-		if len(or) == 0 {
-			return true
-		}
-		for _, m := range or {
-			if m(rec) {
-				return true
-			}
-		}
-		return false
-	}
-}

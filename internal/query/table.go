@@ -83,11 +83,16 @@ type TableResult struct {
 }
 
 // tableRun is one run over a Table: its columns and the records built so
-// far.
+// far. It is the package's one executor: Run over records and the stages of
+// an aggregate pipeline run through it too, over a Table without columns
+// whose records are given as maps (recordsRun, docsRun).
 type tableRun struct {
 	t    *Table
 	cols map[string]*Column
 	maps []map[string]any
+	// given: maps are the records themselves, as the caller gave them (a nil
+	// map stays nil), rather than the ones Record built so far.
+	given bool
 }
 
 func newTableRun(t *Table) (*tableRun, error) {
@@ -115,6 +120,9 @@ func newTableRun(t *Table) (*tableRun, error) {
 
 // record is record i as a map, built once per run.
 func (r *tableRun) record(i int32) map[string]any {
+	if r.given {
+		return r.maps[i]
+	}
 	if r.maps == nil {
 		r.maps = make([]map[string]any, r.t.Len)
 	}
@@ -200,8 +208,9 @@ func (r *tableRun) condition(c *condition, now time.Time) func(int32) bool {
 	return m
 }
 
-// filter is filter.bind over the table's records: nil when everything
-// matches.
+// filter is the predicate of f (and of the extra predicates, e.g. the
+// keyword search, which are ANDed) over the table's records, with relative
+// times resolved against now: nil when everything matches.
 func (r *tableRun) filter(f *filter, now time.Time, extra ...func(int32) bool) func(int32) bool {
 	if f.empty() && len(extra) == 0 {
 		return nil
@@ -302,8 +311,8 @@ func (r *tableRun) inOrder(rows []int32, need int) []int32 {
 	return out
 }
 
-// sortRows is sortRecords over rows: ordered by keys, then in the table's
-// order; at least the first need of them.
+// sortRows orders rows by keys (a stable sort: records that compare equal
+// keep the table's order), and returns at least the first need of them.
 func (r *tableRun) sortRows(rows []int32, keys []sortKey, need int) []int32 {
 	n, nk := len(rows), len(keys)
 	vals := make([]sortVal, n*nk)
@@ -331,7 +340,7 @@ func (r *tableRun) sortRows(rows []int32, keys []sortKey, need int) []int32 {
 	return out
 }
 
-// sortExtractor is sortKeyExtractor.extract over the table's records.
+// sortExtractor reads the sort key k of the table's records.
 func (r *tableRun) sortExtractor(k sortKey) func(int32) sortVal {
 	p := k.path
 	col := r.column(p)
@@ -363,15 +372,30 @@ func (q *Query) RunTable(t *Table, opts RunOptions) (TableResult, error) {
 	if err != nil {
 		return TableResult{}, err
 	}
+	return q.run(r, opts)
+}
+
+// matcher is the predicate of the query's filter, filter_or and keyword over
+// r's records, nil when everything matches.
+func (q *Query) matcher(r *tableRun, opts RunOptions) (func(int32) bool, error) {
 	var extra []func(int32) bool
 	if q.keyword != "" {
 		kw, err := r.keyword(q.keyword, opts.KeywordFields)
 		if err != nil {
-			return TableResult{}, err
+			return nil, err
 		}
 		extra = append(extra, kw)
 	}
-	rows := r.allRows(r.filter(&q.filter, opts.now(), extra...))
+	return r.filter(&q.filter, opts.now(), extra...), nil
+}
+
+// run is RunTable over r.
+func (q *Query) run(r *tableRun, opts RunOptions) (TableResult, error) {
+	m, err := q.matcher(r, opts)
+	if err != nil {
+		return TableResult{}, err
+	}
+	rows := r.allRows(m)
 	total := len(rows)
 	if q.countOnly {
 		return TableResult{Rows: []int{}, Total: total}, nil
@@ -407,20 +431,25 @@ func (q *Query) RunTable(t *Table, opts RunOptions) (TableResult, error) {
 
 // RunTable is Run over a Table's records. The filter, leading match stages
 // and a group stage after them read the table; the stages after the group
-// (or, without a group there, from the first other stage on) run over maps
-// as in Run.
+// (or, without a group there, from the first other stage on) run over the
+// documents the previous stage gave, as maps.
 func (q *StatisticsQuery) RunTable(t *Table, opts RunOptions) (map[string]any, error) {
 	r, err := newTableRun(t)
 	if err != nil {
 		return nil, err
 	}
+	return q.run(r, opts), nil
+}
+
+// run is RunTable over r.
+func (q *StatisticsQuery) run(r *tableRun, opts RunOptions) map[string]any {
 	now := opts.now()
 	rows := r.allRows(r.filter(&q.filter, now))
 	if q.stages == nil {
 		if q.distinct == nil { // zero StatisticsQuery
-			return map[string]any{"results": []any{}}, nil
+			return map[string]any{"results": []any{}}
 		}
-		return q.distinctAnswer(r.distinct(rows, q.distinct)), nil
+		return q.distinctAnswer(r.distinct(rows, q.distinct))
 	}
 	stages := q.stages
 	for len(stages) > 0 {
@@ -441,7 +470,7 @@ func (q *StatisticsQuery) RunTable(t *Table, opts RunOptions) (map[string]any, e
 	for _, st := range stages {
 		docs = st.apply(docs, now)
 	}
-	return q.answer(docs), nil
+	return q.answer(docs)
 }
 
 func firstStage(stages []stage) stage {
@@ -451,7 +480,8 @@ func firstStage(stages []stage) stage {
 	return stages[0]
 }
 
-// distinct is distinctValues over rows.
+// distinct is the answer of a distinct query over rows: the values the
+// path designates (see distinctSet), sorted.
 func (r *tableRun) distinct(rows []int32, p *path) []any {
 	if col := r.column(p); col != nil && col.String != nil && len(p.segs) == 1 {
 		// Strings: the same values whatever the order they come in.
@@ -492,7 +522,7 @@ type tableGroup struct {
 	first int32
 }
 
-// group is groupStage.apply over rows. When every field is a count (whose
+// group is the group stage g over rows. When every field is a count (whose
 // result does not depend on the order of the records) the rows are taken in
 // index order and each group remembers its first record in the table's
 // order; otherwise they are taken in the table's order.
