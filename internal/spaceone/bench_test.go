@@ -88,7 +88,7 @@ func BenchmarkJobList(b *testing.B) {
 		b.Helper()
 		b.ReportAllocs()
 		for b.Loop() {
-			req, _ := http.NewRequest("POST", "/cost-analysis/v1/job/list", bytes.NewReader([]byte(body)))
+			req, _ := http.NewRequest(http.MethodPost, "/cost-analysis/v1/job/list", bytes.NewReader([]byte(body)))
 			req.Header.Set("X-Auth-Token", "t")
 			w := &discardWriter{header: http.Header{}}
 			h.ServeHTTP(w, req)
@@ -128,7 +128,7 @@ func BenchmarkJobList(b *testing.B) {
 			"keys": [{"key": "status", "name": "status"}, {"key": "data_source_id", "name": "data_source_id"}],
 			"fields": [{"name": "count", "operator": "count"}]}}]}}`
 		for b.Loop() {
-			req, _ := http.NewRequest("POST", "/cost-analysis/v1/job/stat", bytes.NewReader([]byte(body)))
+			req, _ := http.NewRequest(http.MethodPost, "/cost-analysis/v1/job/stat", bytes.NewReader([]byte(body)))
 			req.Header.Set("X-Auth-Token", "t")
 			w := &discardWriter{header: http.Header{}}
 			h.ServeHTTP(w, req)
@@ -255,7 +255,7 @@ func BenchmarkJobTaskList100k(b *testing.B) {
 			testing.Benchmark(baseline)
 		}
 		// One checked call first: the answer must be the one asked for.
-		req, _ := http.NewRequest("POST", path, bytes.NewReader([]byte(body)))
+		req, _ := http.NewRequest(http.MethodPost, path, bytes.NewReader([]byte(body)))
 		req.Header.Set("X-Auth-Token", "t")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
@@ -267,7 +267,7 @@ func BenchmarkJobTaskList100k(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for b.Loop() {
-			req, _ := http.NewRequest("POST", path, bytes.NewReader([]byte(body)))
+			req, _ := http.NewRequest(http.MethodPost, path, bytes.NewReader([]byte(body)))
 			req.Header.Set("X-Auth-Token", "t")
 			w := &discardWriter{header: http.Header{}}
 			h.ServeHTTP(w, req)

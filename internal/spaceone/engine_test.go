@@ -76,7 +76,7 @@ func TestCancelThroughTheAPIEndsTheRun(t *testing.T) {
 		}
 		var bjs batchv1.JobList
 		if err := k8s.List(ctx, &bjs, client.InNamespace(ns)); err != nil || len(bjs.Items) != 3 {
-			return fmt.Errorf("%d batch Jobs (%v)", len(bjs.Items), err)
+			return fmt.Errorf("%d batch Jobs (%w)", len(bjs.Items), err)
 		}
 		return nil
 	})

@@ -101,7 +101,7 @@ func tableJobs(tasks []*costv1.JobTask) []*costv1.Job {
 			ObjectMeta: metav1.ObjectMeta{Name: t.Name, Namespace: t.Namespace, CreationTimestamp: t.CreationTimestamp},
 			Spec:       costv1.JobSpec{DataSourceRef: t.Spec.DataSourceRef},
 			Status: costv1.JobStatus{Status: costv1.JobState(t.Status.Status), ErrorCode: t.Status.ErrorCode,
-				TotalTasks: int32(t.Spec.Index), RemainedTasks: int32(t.Status.CreatedCount % 3),
+				TotalTasks: t.Spec.Index, RemainedTasks: int32(t.Status.CreatedCount % 3),
 				CreatedAt: t.Status.StartedAt, UpdatedAt: t.Status.UpdatedAt, FinishedAt: t.Status.FinishedAt,
 				LastChangedAt: t.Status.StartedAt},
 		}
