@@ -4,6 +4,8 @@
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # Kubernetes built from source (hack/kube-build.sh): etcd, kube-apiserver, kubectl, ...
 KUBE_BIN = $(shell hack/kube-build.sh --print)
 KUBECTL ?= $(KUBE_BIN)/kubectl
@@ -48,6 +50,10 @@ fmt: ## Run gofmt over the code.
 vet: ## Run go vet.
 	go vet ./...
 
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint (pinned, built into bin/ from the Go module proxy) with .golangci.yml.
+	$(GOLANGCI_LINT) run ./...
+
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files (CRDs, RBAC, deepcopy, protobuf) drift from the code.
 	@if [ -n "$$(git status --porcelain -- api config internal/plugin/pluginpb)" ]; then \
@@ -59,7 +65,7 @@ kube-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-schedule
 	hack/kube-build.sh
 
 .PHONY: test
-test: verify-generated vet kube-bins ## Run every test (unit, envtest against a real kube-apiserver, the e2e suite on a local control plane) after checking generated files and go vet.
+test: verify-generated vet lint kube-bins ## Run every test (unit, envtest against a real kube-apiserver, the e2e suite on a local control plane) after checking generated files, go vet and golangci-lint.
 	KUBEBUILDER_ASSETS="$(KUBE_BIN)" go test $(GOTEST_FLAGS) ./...
 
 .PHONY: bench-engine
@@ -136,6 +142,13 @@ protoc: ## Install protoc (Debian's protobuf-compiler) when it is missing; proto
 		echo "protoc is missing: installing Debian's protobuf-compiler"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq protobuf-compiler >/dev/null; }
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT) ## Install golangci-lint into bin/ (built from source at its pinned version).
+$(GOLANGCI_LINT):
+	mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(LOCALBIN)/golangci-lint $(GOLANGCI_LINT)
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.
