@@ -93,8 +93,14 @@ const DefaultBatchSize = 1000
 // batchQueue more of them).
 const maxBatchSize = 100_000
 
-// DefaultStoreConnectTimeout bounds connecting to the store.
-const DefaultStoreConnectTimeout = 30 * time.Second
+// DefaultStoreConnectTimeout bounds connecting to the store, over attempts of
+// storeConnectAttempt each.
+const DefaultStoreConnectTimeout = 60 * time.Second
+
+const storeConnectAttempt = 5 * time.Second
+
+// storeConnectTimeout is DefaultStoreConnectTimeout; tests shorten it.
+var storeConnectTimeout = DefaultStoreConnectTimeout
 
 // Error is a failure with the code the collector reports for it.
 type Error struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -65,9 +66,7 @@ func (c *collection) toStore(ctx context.Context, cl *plugin.Client) (taskpod.Re
 			return c.fail(&Error{Code: ErrorStore, Err: fmt.Errorf(
 				"the store DSN (%s) is not a PostgreSQL connection string (URL or key=value)", c.cfg.dsnSource)})
 		}
-		octx, cancel := context.WithTimeout(ctx, DefaultStoreConnectTimeout)
-		st, err = store.Open(octx, c.cfg.StoreDSN)
-		cancel()
+		st, err = c.openStore(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return c.fail(canceled(ctx))
@@ -231,4 +230,28 @@ func scrubbed(err error, secrets []string) error {
 		msg = strings.ReplaceAll(msg, s, "xxxxx")
 	}
 	return &redactedError{msg: msg, err: err}
+}
+
+// openStore connects to the run's store, trying again with a growing pause
+// while it does not answer (a pod that just started, a database restarting)
+// until DefaultStoreConnectTimeout. A refusal of the login is final at once.
+func (c *collection) openStore(ctx context.Context) (*store.Store, error) {
+	deadline := time.Now().Add(storeConnectTimeout)
+	wait := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, storeConnectAttempt)
+		st, err := store.Open(actx, c.cfg.StoreDSN)
+		cancel()
+		var pgErr *pgconn.PgError
+		if err == nil || ctx.Err() != nil || errors.As(err, &pgErr) || time.Now().Add(wait).After(deadline) {
+			return st, err
+		}
+		c.logger.Info("The store did not answer; trying again", "attempt", attempt, "in", wait.String())
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		wait = min(2*wait, 4*time.Second)
+	}
 }

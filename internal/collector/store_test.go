@@ -519,6 +519,9 @@ func TestALateTaskIsErrorRunClosed(t *testing.T) {
 }
 
 func TestAStoreThatCannotBeReachedIsErrorStore(t *testing.T) {
+	// The collector tries again for storeConnectTimeout, then gives up.
+	defer func(d time.Duration) { storeConnectTimeout = d }(storeConnectTimeout)
+	storeConnectTimeout = 3 * time.Second
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -546,6 +549,9 @@ func TestAStoreThatCannotBeReachedIsErrorStore(t *testing.T) {
 			res := runMain(t, env)
 			if res.exit != 1 || res.msg.ErrorCode != ErrorStore {
 				t.Fatalf("exit %d, result %s; want %s", res.exit, res.raw, ErrorStore)
+			}
+			if tries := strings.Count(res.stderr, "The store did not answer; trying again"); name != "a DSN that does not parse" && tries < 2 {
+				t.Errorf("the collector tried again %d times in %s, want a few:\n%s", tries, storeConnectTimeout, res.stderr)
 			}
 			if strings.Contains(res.raw, password) || strings.Contains(res.stderr, password) {
 				t.Fatalf("the password shows:\nresult %s\nlog %s", res.raw, res.stderr)
