@@ -20,6 +20,11 @@ func main() {
 	var qps float64
 	var burst int
 	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address the metrics endpoint binds to; \"0\" disables it.")
+	flag.BoolVar(&o.MetricsSecure, "metrics-secure", o.MetricsSecure, "Serve the metrics over HTTPS to callers the cluster authenticates (TokenReview) and authorizes to get /metrics (SubjectAccessReview); false serves plain HTTP to anyone.")
+	flag.StringVar(&o.MetricsCertDir, "metrics-cert-dir", "", "Directory holding the metrics endpoint's tls.crt and tls.key; empty: a self-signed certificate.")
+	flag.DurationVar(&o.Auth.TokenTTL, "auth-token-cache-ttl", o.Auth.TokenTTL, "How long a TokenReview's answer is kept (HTTP API and metrics callers).")
+	flag.DurationVar(&o.Auth.AllowTTL, "auth-allow-cache-ttl", o.Auth.AllowTTL, "How long a SubjectAccessReview's yes is kept.")
+	flag.DurationVar(&o.Auth.DenyTTL, "auth-deny-cache-ttl", o.Auth.DenyTTL, "How long a SubjectAccessReview's no is kept (0: never, so a new role works at once).")
 	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "Address the /healthz and /readyz probes bind to.")
 	flag.StringVar(&o.PprofAddr, "pprof-bind-address", "", "Address a pprof endpoint binds to; empty disables it.")
 	flag.BoolVar(&o.LeaderElect, "leader-elect", false, "Elect a leader, so that only one replica runs the controllers.")

@@ -190,7 +190,7 @@ The demo is up and stays up: local control plane, sample plugin and manager.
   alias kubectl=$kubectl
   kubectl get costanalysis                       # DataSources, Jobs and JobTasks
   kubectl get cajob $job -o yaml
-Manager: pid $(running manager), log .cluster/manager.log, metrics http://$metrics_addr/metrics
+Manager: pid $(running manager), log .cluster/manager.log, metrics https://$metrics_addr/metrics (a token with get on /metrics, see the README)
          SpaceONE cost-analysis and job metering API on https://$api_addr (see the README's curl session)
 Plugin:  pid $(running plugin), log .cluster/plugin.log, $plugin_addr
 Pods:    $(if [[ -n "$real" ]]; then echo "real, on node cost-analysis-real-node: the counts above were collected by the collector image from the plugin"; else echo "kwok fakes: the counts above are made up by hack/kwok/stages.yaml"; fi)

@@ -5,6 +5,7 @@ package operator
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -26,6 +27,7 @@ import (
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
 	"github.com/costops/cost-analysis-operator/controllers"
 	"github.com/costops/cost-analysis-operator/internal/indexes"
+	"github.com/costops/cost-analysis-operator/internal/kubeauth"
 	"github.com/costops/cost-analysis-operator/internal/metrics"
 	"github.com/costops/cost-analysis-operator/internal/plugin"
 	"github.com/costops/cost-analysis-operator/internal/scheme"
@@ -35,7 +37,15 @@ import (
 
 // Options are the manager's settings (main.go's flags).
 type Options struct {
-	MetricsAddr             string
+	MetricsAddr string
+	// MetricsSecure serves the metrics over HTTPS (a self-signed certificate, or
+	// MetricsCertDir's), to callers the cluster authenticates and RBAC lets get
+	// /metrics; false serves plain HTTP to anyone who reaches the address.
+	MetricsSecure bool
+	// MetricsCertDir holds tls.crt and tls.key of the metrics endpoint.
+	MetricsCertDir string
+	// Auth are the caches of the callers' checks (the HTTP API's and the metrics').
+	Auth                    kubeauth.Options
 	ProbeAddr               string
 	PprofAddr               string
 	LeaderElect             bool
@@ -71,6 +81,8 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		MetricsAddr:       ":8080",
+		MetricsSecure:     true,
+		Auth:              kubeauth.DefaultOptions(),
 		ProbeAddr:         ":8081",
 		LeaderElectionID:  "cost-analysis-operator.costops.dev",
 		PluginCallTimeout: 30 * time.Second,
@@ -94,9 +106,27 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	}
 	taskSelector := labels.NewSelector().Add(*req)
 
+	// One check of callers for the HTTP API and the metrics endpoint.
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := kubeauth.New(cfg, httpClient, o.Auth)
+	if err != nil {
+		return nil, err
+	}
+	metricsOpts := metricsserver.Options{BindAddress: o.MetricsAddr}
+	if o.MetricsSecure {
+		metricsOpts.SecureServing = true
+		metricsOpts.CertDir = o.MetricsCertDir
+		metricsOpts.FilterProvider = func(*rest.Config, *http.Client) (metricsserver.Filter, error) {
+			return auth.MetricsFilter(), nil
+		}
+	}
+
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme.Scheme,
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.ProbeAddr,
 		PprofBindAddress:        o.PprofAddr,
 		LeaderElection:          o.LeaderElect,
@@ -167,7 +197,7 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	if err := controllers.NewScheduleReconciler(mgr, schedOpts...).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	if err := spaceone.Setup(mgr, o.API); err != nil {
+	if err := spaceone.Setup(mgr, auth, o.API); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+	"github.com/costops/cost-analysis-operator/internal/kubeauth"
 	"github.com/costops/cost-analysis-operator/internal/spaceone"
 )
 
@@ -754,7 +755,7 @@ func TestSelfSignedServerServesTLS(t *testing.T) {
 	opts := spaceone.DefaultOptions()
 	opts.BindAddress = "127.0.0.1:0"
 	opts.SelfSignedHosts = []string{"cost-analysis-spaceone.cost-analysis-system.svc"}
-	srv := spaceone.New(reader, k8s, spaceone.NewKubeAuthenticator(k8s, 0, 1), opts)
+	srv := spaceone.New(reader, k8s, spaceone.NewKubeAuthenticator(mustAuth(kubeauth.Options{})), opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	ln, err := netListen()
 	if err != nil {

@@ -3,38 +3,46 @@ package spaceone_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	authnv1 "k8s.io/api/authentication/v1"
-	authzv1 "k8s.io/api/authorization/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"k8s.io/client-go/rest"
 
-	"github.com/costops/cost-analysis-operator/internal/scheme"
+	"github.com/costops/cost-analysis-operator/internal/kubeauth"
 	"github.com/costops/cost-analysis-operator/internal/spaceone"
 )
 
-// countingClient counts the TokenReviews and SubjectAccessReviews sent to the API server.
-func countingClient(t *testing.T, reviews, accessReviews *atomic.Int32) client.Client {
+// countingAuth is the manager's kubeauth over a client that counts the
+// TokenReviews and SubjectAccessReviews sent to the API server.
+func countingAuth(t *testing.T, reviews, accessReviews *atomic.Int32) *kubeauth.Auth {
 	t.Helper()
-	c, err := client.NewWithWatch(env.Config, client.Options{Scheme: scheme.Scheme})
+	hc, err := rest.HTTPClientFor(env.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return interceptor.NewClient(c, interceptor.Funcs{
-		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-			switch obj.(type) {
-			case *authnv1.TokenReview:
-				reviews.Add(1)
-			case *authzv1.SubjectAccessReview:
-				accessReviews.Add(1)
-			}
-			return c.Create(ctx, obj, opts...)
-		},
+	inner := hc.Transport
+	hc.Transport = roundTripper(func(r *http.Request) (*http.Response, error) {
+		switch {
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/tokenreviews"):
+			reviews.Add(1)
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/subjectaccessreviews"):
+			accessReviews.Add(1)
+		}
+		return inner.RoundTrip(r)
 	})
+	a, err := kubeauth.New(env.Config, hc, kubeauth.Options{TokenTTL: 10 * time.Second, AllowTTL: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestKubeAuthenticatorChecksTokensAndRBAC(t *testing.T) {
 	ctx := context.Background()
@@ -59,11 +67,13 @@ func TestKubeAuthenticatorChecksTokensAndRBAC(t *testing.T) {
 			wantUser: "system:serviceaccount:callers:canceller", wantAllowed: true, calls: 2, tokenReviews: 1, accessReviews: 1},
 		"an invalid token is refused every time": {
 			token: "not-a-token", wantErr: spaceone.ErrUnauthenticated, calls: 2, tokenReviews: 2},
+		"an empty token is refused without a review": {
+			token: "", wantErr: spaceone.ErrUnauthenticated, calls: 2, tokenReviews: 0},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			var reviews, accessReviews atomic.Int32
-			auth := spaceone.NewKubeAuthenticator(countingClient(t, &reviews, &accessReviews), 10*time.Second, 16)
+			auth := spaceone.NewKubeAuthenticator(countingAuth(t, &reviews, &accessReviews))
 			for range tc.calls {
 				u, err := auth.Authenticate(ctx, tc.token)
 				if !errors.Is(err, tc.wantErr) {
@@ -86,4 +96,13 @@ func TestKubeAuthenticatorChecksTokensAndRBAC(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustAuth is the manager's kubeauth against the suite's API server.
+func mustAuth(o kubeauth.Options) *kubeauth.Auth {
+	a, err := kubeauth.New(env.Config, nil, o)
+	if err != nil {
+		panic(err)
+	}
+	return a
 }

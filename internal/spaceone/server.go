@@ -23,6 +23,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/costops/cost-analysis-operator/internal/kubeauth"
 )
 
 // Options configure the API server (main.go's --api-* flags).
@@ -36,11 +38,6 @@ type Options struct {
 	// SelfSignedHosts are extra DNS names or IPs of the self-signed certificate
 	// (it always holds localhost, 127.0.0.1, ::1 and the host name).
 	SelfSignedHosts []string
-	// AuthCacheTTL is how long positive TokenReview and SubjectAccessReview answers
-	// are kept; 0 disables the cache.
-	AuthCacheTTL time.Duration
-	// AuthCacheSize bounds each of the two caches.
-	AuthCacheSize int
 	// Now is the clock of relative times in queries ("now-7d"); time.Now by default.
 	Now func() time.Time
 }
@@ -49,10 +46,8 @@ type Options struct {
 // certificate unless a certificate directory is given.
 func DefaultOptions() Options {
 	return Options{
-		BindAddress:   ":8443",
-		SelfSigned:    true,
-		AuthCacheTTL:  10 * time.Second,
-		AuthCacheSize: 4096,
+		BindAddress: ":8443",
+		SelfSigned:  true,
 	}
 }
 
@@ -89,16 +84,16 @@ func New(reader client.Reader, writer client.Client, auth Authenticator, opts Op
 	return s
 }
 
-// Setup adds the API server to the manager, unless o disables it.
-func Setup(mgr manager.Manager, o Options) error {
+// Setup adds the API server to the manager, unless o disables it; auth checks
+// its callers.
+func Setup(mgr manager.Manager, auth *kubeauth.Auth, o Options) error {
 	if !o.Enabled() {
 		return nil
 	}
 	if o.CertDir == "" && !o.SelfSigned {
 		return errors.New("the HTTP API needs a certificate: set --api-cert-dir, or allow --api-self-signed, or disable it with --api-bind-address=0")
 	}
-	auth := NewKubeAuthenticator(mgr.GetClient(), o.AuthCacheTTL, o.AuthCacheSize)
-	return mgr.Add(New(mgr.GetCache(), mgr.GetClient(), auth, o))
+	return mgr.Add(New(mgr.GetCache(), mgr.GetClient(), NewKubeAuthenticator(auth), o))
 }
 
 // routes maps the API documents' paths to their calls.

@@ -31,6 +31,7 @@ import (
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
 	"github.com/costops/cost-analysis-operator/internal/indexes"
+	"github.com/costops/cost-analysis-operator/internal/kubeauth"
 	"github.com/costops/cost-analysis-operator/internal/scheme"
 	"github.com/costops/cost-analysis-operator/internal/spaceone"
 	"github.com/costops/cost-analysis-operator/internal/store/pgtest"
@@ -118,7 +119,7 @@ func run(m *testing.M) (int, error) {
 	}
 	opts := spaceone.DefaultOptions()
 	opts.CertDir = certDir
-	srv := spaceone.New(reader, k8s, spaceone.NewKubeAuthenticator(k8s, 10*time.Second, 1024), opts)
+	srv := spaceone.New(reader, k8s, spaceone.NewKubeAuthenticator(mustAuth(kubeauth.DefaultOptions())), opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

@@ -134,7 +134,8 @@ func TestBenchmark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"--plan-retry-window=1m", "--pprof-bind-address=" + framework.LoopbackAddr(pprofPort)}
+	// The benchmark reads the manager's metrics on loopback, over plain HTTP.
+	args := []string{"--plan-retry-window=1m", "--pprof-bind-address=" + framework.LoopbackAddr(pprofPort), "--metrics-secure=false"}
 	if extra := strings.Fields(os.Getenv("BENCH_MANAGER_ARGS")); len(extra) > 0 {
 		args = append(args, extra...)
 	}

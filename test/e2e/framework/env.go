@@ -197,7 +197,7 @@ func Start(ctx context.Context, opts Options) (env *Env, skip string, err error)
 	if err := e.StartManager(ctx); err != nil {
 		return nil, "", err
 	}
-	e.logf("manager running (pid %d, metrics http://%s/metrics)", e.Manager.Pid(), e.MetricsAddr)
+	e.logf("manager running (pid %d, metrics https://%s/metrics)", e.Manager.Pid(), e.MetricsAddr)
 	return e, "", nil
 }
 
