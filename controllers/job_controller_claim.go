@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+	"github.com/costops/cost-analysis-operator/internal/indexes"
 )
 
 // One run of a DataSource at a time.
@@ -73,8 +74,12 @@ func (r *JobReconciler) reconcileClaim(ctx context.Context, s *jobScope) (reconc
 		if err != nil {
 			return reconcile.Result{}, err
 		}
-		if len(live) > 0 {
-			names := activeNames(live)
+		unclaimed, err := r.unclaimedRuns(ctx, ds, s.job.Name)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		if len(live)+len(unclaimed) > 0 {
+			names := append(activeNames(live), activeNames(unclaimed)...)
 			switch ds.Policy() {
 			case costv1.ConcurrencyForbid:
 				msg := fmt.Sprintf("another run of DataSource %s is in progress (Job %s) and its concurrencyPolicy is Forbid: this Job did not run",
@@ -83,7 +88,7 @@ func (r *JobReconciler) reconcileClaim(ctx context.Context, s *jobScope) (reconc
 				r.end(ctx, s, outcome{State: costv1.JobFailure, Reason: costv1.ReasonDuplicateJob, ErrorCode: costv1.ErrorDuplicateJob, ErrorMessage: msg})
 				return reconcile.Result{}, nil
 			case costv1.ConcurrencyReplace:
-				if err := r.replace(ctx, s.job, live); err != nil {
+				if err := r.replace(ctx, s.job, append(live, unclaimed...)); err != nil {
 					return reconcile.Result{}, err
 				}
 				meta.SetStatusCondition(&s.job.Status.Conditions, metav1.Condition{Type: costv1.ConditionPlanned,
@@ -163,6 +168,25 @@ func liveActive(ctx context.Context, c client.Reader, ds *costv1.DataSource, sel
 		live = append(live, a)
 	}
 	return live, nil
+}
+
+// unclaimedRuns are the DataSource's runs that are planned and running without
+// being in status.active: runs that started before the operator had this check.
+func (r *JobReconciler) unclaimedRuns(ctx context.Context, ds *costv1.DataSource, self string) ([]costv1.ActiveJob, error) {
+	var list costv1.JobList
+	if err := r.client.List(ctx, &list, client.InNamespace(ds.Namespace), client.MatchingFields{indexes.JobDataSource: ds.Name}); err != nil {
+		return nil, err
+	}
+	var out []costv1.ActiveJob
+	for i := range list.Items {
+		j := &list.Items[i]
+		if j.Name == self || j.Status.Status != costv1.JobInProgress || !meta.IsStatusConditionTrue(j.Status.Conditions, costv1.ConditionPlanned) ||
+			slices.ContainsFunc(ds.Status.Active, func(a costv1.ActiveJob) bool { return a.Name == j.Name }) {
+			continue
+		}
+		out = append(out, activeEntry(j))
+	}
+	return out, nil
 }
 
 // replace cancels the runs that job replaces.

@@ -187,6 +187,16 @@ func TestForbidSkipsAndRefusesASecondRun(t *testing.T) {
 	if n := len(listTasks(t, ns, "second")); n != 0 {
 		t.Fatalf("the refused run has %d JobTasks", n)
 	}
+	// A run that holds the source without being listed in status.active (one that
+	// started before the operator had the check) blocks a new one all the same.
+	ds = getDataSource(t, ns, "billing")
+	if err := k8s.Status().Patch(ctx, ds, client.RawPatch(types.MergePatchType, []byte(`{"status":{"active":null}}`))); err != nil {
+		t.Fatal(err)
+	}
+	createJob(t, ns, "third", "billing")
+	if j := waitJob(t, ns, "third", costv1.JobFailure, 20*time.Second); j.Status.ErrorCode != costv1.ErrorDuplicateJob {
+		t.Fatalf("third run: %s %q", j.Status.ErrorCode, j.Status.ErrorMessage)
+	}
 	// The schedule skips its due run while by-hand runs.
 	clk.SetTime(base.Add(5 * time.Second))
 	poke(t, ns, "billing")
@@ -198,7 +208,7 @@ func TestForbidSkipsAndRefusesASecondRun(t *testing.T) {
 		}
 		return nil
 	})
-	waitJobNames(t, ns, "billing", time.Second, "by-hand", "second")
+	waitJobNames(t, ns, "billing", time.Second, "by-hand", "second", "third")
 
 	// Once by-hand ends, the next due time starts a run.
 	hand := &costv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "by-hand"}}
