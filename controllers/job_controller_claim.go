@@ -70,7 +70,7 @@ func (r *JobReconciler) reconcileClaim(ctx context.Context, s *jobScope) (reconc
 			s.ds = ds
 			return reconcile.Result{}, nil
 		}
-		live, err := r.liveHolders(ctx, ds, s.job.Name)
+		live, err := liveActive(ctx, r.apiReader, ds, s.job.Name)
 		if err != nil {
 			return reconcile.Result{}, err
 		}
@@ -142,12 +142,8 @@ func activeNames(active []costv1.ActiveJob) []string {
 	return names
 }
 
-// liveHolders are the entries of ds's status.active, other than self, whose Job
+// liveActive are the entries of ds's status.active, other than self, whose Job
 // still exists (same UID) and has not finished, read from the API server.
-func (r *JobReconciler) liveHolders(ctx context.Context, ds *costv1.DataSource, self string) ([]costv1.ActiveJob, error) {
-	return liveActive(ctx, r.apiReader, ds, self)
-}
-
 func liveActive(ctx context.Context, c client.Reader, ds *costv1.DataSource, self string) ([]costv1.ActiveJob, error) {
 	var live []costv1.ActiveJob
 	for _, a := range ds.Status.Active {

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+	"github.com/costops/cost-analysis-operator/internal/operator"
 	"github.com/costops/cost-analysis-operator/internal/schedule"
 )
 
@@ -89,6 +90,15 @@ func everyMinute(mutate ...func(*costv1.ScheduleSpec)) func(*costv1.DataSource) 
 	}
 }
 
+// scheduleClock is a fake clock at t and the manager options that read
+// schedules with it.
+func scheduleClock(t time.Time) (*testingclock.FakePassiveClock, operator.Options) {
+	clk := testingclock.NewFakePassiveClock(t)
+	o := testOptions()
+	o.ScheduleClock = clk
+	return clk, o
+}
+
 func jobOf(bj *batchv1.Job) string { return bj.Labels[costv1.LabelJob] }
 
 func TestScheduleStartsOneRunPerDueTimeAcrossRestarts(t *testing.T) {
@@ -99,9 +109,7 @@ func TestScheduleStartsOneRunPerDueTimeAcrossRestarts(t *testing.T) {
 	}))
 	startKubelet(t, ns, func(*batchv1.Job) taskOutcome { return success(3) })
 	base := scheduleBase(ds)
-	clk := testingclock.NewFakePassiveClock(base.Add(10 * time.Second))
-	o := testOptions()
-	o.ScheduleClock = clk
+	clk, o := scheduleClock(base.Add(10 * time.Second))
 	stop := startManager(t, o)
 
 	first := schedule.JobName("billing", base)
@@ -163,9 +171,7 @@ func TestForbidSkipsAndRefusesASecondRun(t *testing.T) {
 		return success(2)
 	})
 	base := scheduleBase(ds)
-	clk := testingclock.NewFakePassiveClock(ds.CreationTimestamp.Time)
-	o := testOptions()
-	o.ScheduleClock = clk
+	clk, o := scheduleClock(ds.CreationTimestamp.Time)
 	startManager(t, o)
 
 	createJob(t, ns, "by-hand", "billing")
@@ -240,9 +246,7 @@ func TestReplaceCancelsAndRollsBackTheRunningOne(t *testing.T) {
 		return success(4)
 	})
 	base := scheduleBase(ds)
-	clk := testingclock.NewFakePassiveClock(ds.CreationTimestamp.Time)
-	o := testOptions()
-	o.ScheduleClock = clk
+	clk, o := scheduleClock(ds.CreationTimestamp.Time)
 	startManager(t, o)
 
 	createJob(t, ns, "old", "billing")
@@ -297,9 +301,7 @@ func TestSuspendAndHistoryLimits(t *testing.T) {
 		}
 		return success(1)
 	})
-	clk := testingclock.NewFakePassiveClock(ds.CreationTimestamp.Time)
-	o := testOptions()
-	o.ScheduleClock = clk
+	clk, o := scheduleClock(ds.CreationTimestamp.Time)
 	startManager(t, o)
 	createJob(t, ns, "by-hand", "billing")
 	waitJob(t, ns, "by-hand", costv1.JobSuccess, 20*time.Second)
