@@ -108,13 +108,19 @@ func (a *Auth) AuthenticateToken(ctx context.Context, token string) (user.Info, 
 	r.Header.Set("Authorization", "Bearer "+token)
 	res, ok, err := a.authn.AuthenticateRequest(r)
 	if err != nil || !ok {
-		// A token the cluster refused is an error of the bearer authenticator's.
-		if err != nil && strings.Contains(err.Error(), "invalid bearer token") {
+		if refused(err) {
 			err = nil
 		}
 		return nil, false, err
 	}
 	return res.User, true, nil
+}
+
+// refused reports whether err is the bearer authenticator's answer to a token
+// the cluster did not accept (k8s.io/apiserver keeps that error unexported), as
+// opposed to a review that could not be made.
+func refused(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "invalid bearer token")
 }
 
 // Authorize asks whether the attributes' user may do what they describe.
@@ -131,7 +137,7 @@ func (a *Auth) MetricsFilter() metricsserver.Filter {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			res, ok, err := a.authn.AuthenticateRequest(r)
 			switch {
-			case err != nil && !strings.Contains(err.Error(), "invalid bearer token"):
+			case err != nil && !refused(err):
 				log.Error(err, "Checking a metrics caller's token failed")
 				http.Error(w, "authentication failed", http.StatusInternalServerError)
 				return
