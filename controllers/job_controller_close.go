@@ -84,7 +84,7 @@ func (r *JobReconciler) finish(ctx context.Context, s *jobScope) {
 		evType = corev1.EventTypeWarning
 	}
 	r.recorder.Eventf(s.job, nil, evType, o.Reason, "Finish", "Job ended %s: %s", o.State, firstNonEmpty(o.ErrorMessage, "every task succeeded"))
-	metrics.JobFinished(s.job.Namespace, s.job.Spec.DataSourceRef.Name, string(o.State))
+	metrics.JobFinished(s.job)
 }
 
 // reconcileStore fixes the run's store before anything is planned: the

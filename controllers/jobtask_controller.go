@@ -335,11 +335,7 @@ func (r *JobTaskReconciler) writeStatus(ctx context.Context, task *costv1.JobTas
 	r.written.Store(task.UID, task.ResourceVersion)
 	if !orig.Status.Status.Finished() && st.Status.Finished() {
 		r.ledger.Release(jobKey, task.Name)
-		var runTime time.Duration
-		if st.StartedAt != nil && st.FinishedAt != nil {
-			runTime = st.FinishedAt.Sub(st.StartedAt.Time)
-		}
-		metrics.TaskFinished(task.Namespace, task.Spec.DataSourceRef.Name, string(st.Status), runTime, st.CreatedCount)
+		metrics.TaskFinished(task)
 		if st.Status == costv1.TaskFailure {
 			r.recorder.Eventf(task, nil, corev1.EventTypeWarning, "TaskFailed", "Run", "%s: %s", st.ErrorCode, st.ErrorMessage)
 		}

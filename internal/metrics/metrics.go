@@ -1,14 +1,19 @@
 // Package metrics defines the operator's Prometheus metrics, registered in
 // controller-runtime's registry and served on the manager's metrics endpoint. Labels
-// are bounded: namespace, data source and state, never a Job, task or pod name.
+// are bounded: namespace, data source, state, error code, operation and result, never
+// a Job, task or pod name. The dashboard (config/grafana) and the alerts
+// (config/prometheus) read them; the README's "Metrics" section lists them.
 package metrics
 
 import (
 	"context"
+	"regexp"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -21,10 +26,26 @@ var (
 		Help: "Jobs that ended, by namespace, data source and final status.",
 	}, []string{"namespace", "data_source", "status"})
 
+	jobErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cost_analysis_job_errors_total",
+		Help: "Jobs that ended with an error code (FAILURE, TIMEOUT, CANCELED), by namespace, data source and error code.",
+	}, []string{"namespace", "data_source", "error_code"})
+
+	jobDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "cost_analysis_job_duration_seconds",
+		Help:    "Run time of Jobs from their start to their end, by namespace, data source and final status.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 16), // 1s .. ~9h
+	}, []string{"namespace", "data_source", "status"})
+
 	tasksFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cost_analysis_job_tasks_finished_total",
 		Help: "JobTasks that ended, by namespace, data source and final status.",
 	}, []string{"namespace", "data_source", "status"})
+
+	taskErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cost_analysis_job_task_errors_total",
+		Help: "JobTasks that ended with an error code, by namespace, data source and error code.",
+	}, []string{"namespace", "data_source", "error_code"})
 
 	taskDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "cost_analysis_job_task_duration_seconds",
@@ -59,22 +80,62 @@ var (
 	tasksDesc = prometheus.NewDesc("cost_analysis_job_tasks",
 		"JobTasks currently in the cluster, by namespace, data source and status.",
 		[]string{"namespace", "data_source", "status"}, nil)
+	pastDeadlineDesc = prometheus.NewDesc("cost_analysis_jobs_past_deadline",
+		"IN_PROGRESS Jobs whose timeout has passed (the operator ends a run at its deadline, so anything above 0 for long is a stuck run), by namespace and data source; 0 for every data source that has Jobs.",
+		[]string{"namespace", "data_source"}, nil)
+	conditionDesc = prometheus.NewDesc("cost_analysis_data_source_condition",
+		"DataSource conditions (PluginReady, StoreReady): 1 for the condition's current status (True, False or Unknown; Unknown when not set yet), 0 for the other two.",
+		[]string{"namespace", "data_source", "type", "status"}, nil)
 )
 
-// JobFinished counts a Job that ended.
-func JobFinished(namespace, dataSource, status string) {
-	jobsFinished.WithLabelValues(namespace, dataSource, status).Inc()
+// Terminal states, whose finished-counter series are created at 0 beside the first
+// one observed for a data source, so that rates and ratios over them (and alerts on
+// them) see the first failure rather than a series that appears already at 1.
+var (
+	jobEnds  = []costv1.JobState{costv1.JobSuccess, costv1.JobFailure, costv1.JobTimeout, costv1.JobCanceled}
+	taskEnds = []costv1.JobTaskState{costv1.TaskSuccess, costv1.TaskFailure, costv1.TaskTimeout, costv1.TaskCanceled}
+)
+
+// JobFinished counts a Job that ended (its status holds the outcome), its run time
+// and its error code.
+func JobFinished(job *costv1.Job) {
+	ns, ds, st := job.Namespace, job.Spec.DataSourceRef.Name, &job.Status
+	for _, s := range jobEnds {
+		jobsFinished.WithLabelValues(ns, ds, string(s))
+	}
+	jobsFinished.WithLabelValues(ns, ds, string(st.Status)).Inc()
+	if d := runTime(st.StartedAt, st.FinishedAt); d > 0 {
+		jobDuration.WithLabelValues(ns, ds, string(st.Status)).Observe(d.Seconds())
+	}
+	if st.ErrorCode != "" {
+		jobErrors.WithLabelValues(ns, ds, errorCodes.label(st.ErrorCode)).Inc()
+	}
 }
 
-// TaskFinished counts a JobTask that ended, its run time and the records it created.
-func TaskFinished(namespace, dataSource, status string, runTime time.Duration, created int64) {
-	tasksFinished.WithLabelValues(namespace, dataSource, status).Inc()
-	if runTime > 0 {
-		taskDuration.WithLabelValues(namespace, dataSource, status).Observe(runTime.Seconds())
+// TaskFinished counts a JobTask that ended (its status holds the outcome), its run
+// time, error code and the records it created.
+func TaskFinished(task *costv1.JobTask) {
+	ns, ds, st := task.Namespace, task.Spec.DataSourceRef.Name, &task.Status
+	for _, s := range taskEnds {
+		tasksFinished.WithLabelValues(ns, ds, string(s))
 	}
-	if created > 0 {
-		recordsCreated.WithLabelValues(namespace, dataSource).Add(float64(created))
+	tasksFinished.WithLabelValues(ns, ds, string(st.Status)).Inc()
+	if d := runTime(st.StartedAt, st.FinishedAt); d > 0 {
+		taskDuration.WithLabelValues(ns, ds, string(st.Status)).Observe(d.Seconds())
 	}
+	if st.ErrorCode != "" {
+		taskErrors.WithLabelValues(ns, ds, errorCodes.label(st.ErrorCode)).Inc()
+	}
+	if st.CreatedCount > 0 {
+		recordsCreated.WithLabelValues(ns, ds).Add(float64(st.CreatedCount))
+	}
+}
+
+func runTime(start, end *metav1.Time) time.Duration {
+	if start == nil || end == nil {
+		return 0
+	}
+	return end.Sub(start.Time)
 }
 
 // StoreOperation counts a run's commit or rollback (operation "commit" or
@@ -83,6 +144,9 @@ func StoreOperation(namespace, dataSource, operation string, d time.Duration, er
 	result := "success"
 	if err != nil {
 		result = "error"
+	}
+	for _, r := range []string{"success", "error"} {
+		storeOps.WithLabelValues(namespace, dataSource, operation, r)
 	}
 	storeOps.WithLabelValues(namespace, dataSource, operation, result).Inc()
 	storeOpDuration.WithLabelValues(operation, result).Observe(d.Seconds())
@@ -95,35 +159,114 @@ func RecordsCommitted(namespace, dataSource string, n int64) {
 	}
 }
 
-// stateCollector reports the Jobs and JobTasks by state from the manager's cache at
-// each scrape, so the gauges are always exactly what the cluster holds.
+// maxErrorCodes bounds the error_code label: the operator's own codes and a
+// collector's are a few dozen, but a custom collector image writes what it likes
+// into its termination message.
+const maxErrorCodes = 64
+
+// otherErrorCode stands for a code that is not an upper-case identifier, or one
+// beyond the first maxErrorCodes seen.
+const otherErrorCode = "OTHER"
+
+var errorCodeShape = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
+
+// codeSet keeps the error codes used as label values so far.
+type codeSet struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+var errorCodes = &codeSet{seen: map[string]bool{}}
+
+func (c *codeSet) label(code string) string {
+	if !errorCodeShape.MatchString(code) {
+		return otherErrorCode
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.seen[code] {
+		if len(c.seen) >= maxErrorCodes {
+			return otherErrorCode
+		}
+		c.seen[code] = true
+	}
+	return code
+}
+
+// RunTimeout is a run's effective timeout: the Job's, else its DataSource's default,
+// else the operator's (ds may be nil when the DataSource is gone).
+type RunTimeout func(job *costv1.Job, ds *costv1.DataSource) time.Duration
+
+// stateCollector reports what the cluster holds from the manager's cache at each
+// scrape (Jobs and JobTasks by state, runs past their deadline, DataSource
+// conditions), so the gauges are always exactly what the cluster holds.
 type stateCollector struct {
-	reader client.Reader
+	reader  client.Reader
+	timeout RunTimeout
+	now     func() time.Time
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- jobsDesc
 	ch <- tasksDesc
+	ch <- pastDeadlineDesc
+	ch <- conditionDesc
 }
 
 type key struct{ ns, ds, state string }
 
+// conditionTypes are the DataSource conditions reported; a DataSource's Scheduled
+// condition says nothing about its health.
+var conditionTypes = []string{costv1.ConditionPluginReady, costv1.ConditionStoreReady}
+
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	sources := map[key]*costv1.DataSource{}
+	var dsList costv1.DataSourceList
+	if err := c.reader.List(ctx, &dsList, client.UnsafeDisableDeepCopy); err == nil {
+		for i := range dsList.Items {
+			ds := &dsList.Items[i]
+			sources[key{ns: ds.Namespace, ds: ds.Name}] = ds
+			for _, typ := range conditionTypes {
+				current := metav1.ConditionUnknown
+				if cond := meta.FindStatusCondition(ds.Status.Conditions, typ); cond != nil {
+					current = cond.Status
+				}
+				for _, s := range []metav1.ConditionStatus{metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionUnknown} {
+					v := 0.0
+					if s == current {
+						v = 1
+					}
+					ch <- prometheus.MustNewConstMetric(conditionDesc, prometheus.GaugeValue, v, ds.Namespace, ds.Name, typ, string(s))
+				}
+			}
+		}
+	}
 	var jobs costv1.JobList
 	if err := c.reader.List(ctx, &jobs, client.UnsafeDisableDeepCopy); err == nil {
 		counts := map[key]int{}
+		pastDeadline := map[key]int{}
+		now := c.now()
 		for i := range jobs.Items {
 			j := &jobs.Items[i]
 			st := string(j.Status.Status)
 			if st == "" {
 				st = "PENDING"
 			}
+			source := key{ns: j.Namespace, ds: j.Spec.DataSourceRef.Name}
 			counts[key{j.Namespace, j.Spec.DataSourceRef.Name, st}]++
+			pastDeadline[source] += 0 // every data source with Jobs has the series
+			if j.Status.Status == costv1.JobInProgress && j.Status.StartedAt != nil &&
+				now.After(j.Status.StartedAt.Add(c.timeout(j, sources[source]))) {
+				pastDeadline[source]++
+			}
 		}
 		for k, n := range counts {
 			ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(n), k.ns, k.ds, k.state)
+		}
+		for k, n := range pastDeadline {
+			ch <- prometheus.MustNewConstMetric(pastDeadlineDesc, prometheus.GaugeValue, float64(n), k.ns, k.ds)
 		}
 	}
 	var tasks costv1.JobTaskList
@@ -144,12 +287,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // Register adds the metrics to controller-runtime's registry; reader is the
-// manager's cache.
+// manager's cache, timeout tells a run's deadline.
 // Only the first call registers (a test process may start several managers).
-func Register(reader client.Reader) {
+func Register(reader client.Reader, timeout RunTimeout) {
 	registerOnce.Do(func() {
-		crmetrics.Registry.MustRegister(jobsFinished, tasksFinished, taskDuration, recordsCreated,
-			recordsCommitted, storeOps, storeOpDuration, &stateCollector{reader: reader})
+		crmetrics.Registry.MustRegister(jobsFinished, jobErrors, jobDuration, tasksFinished, taskErrors, taskDuration,
+			recordsCreated, recordsCommitted, storeOps, storeOpDuration,
+			&stateCollector{reader: reader, timeout: timeout, now: time.Now})
 	})
 }
 
