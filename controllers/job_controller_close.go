@@ -167,14 +167,16 @@ func (r *JobReconciler) reconcileClose(ctx context.Context, s *jobScope) (reconc
 		err = serr
 	} else {
 		err = func() error {
+			ns, ds := s.job.Namespace, s.job.Spec.DataSourceRef.Name
+			t0 := time.Now()
 			db, err := r.openStore(ctx, dsn)
 			if err != nil {
+				metrics.StoreOperation(ns, ds, storeOperation(e.Status), time.Since(t0), err)
 				return err
 			}
 			cctx, cancel := context.WithTimeout(ctx, r.storeCallTimeout)
 			defer cancel()
-			ns, ds := s.job.Namespace, s.job.Spec.DataSourceRef.Name
-			t0 := time.Now()
+			t0 = time.Now()
 			if e.Status != costv1.JobSuccess {
 				err := db.Rollback(cctx, run)
 				metrics.StoreOperation(ns, ds, "rollback", time.Since(t0), err)
