@@ -204,6 +204,9 @@ type stateCollector struct {
 	reader  client.Reader
 	timeout RunTimeout
 	now     func() time.Time
+	// elected is closed once this replica leads: only the leader reports, so that
+	// sums over every replica's series count each object once.
+	elected <-chan struct{}
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -220,6 +223,11 @@ type key struct{ ns, ds, state string }
 var conditionTypes = []string{costv1.ConditionPluginReady, costv1.ConditionStoreReady}
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	select {
+	case <-c.elected:
+	default:
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	sources := map[key]*costv1.DataSource{}
@@ -287,13 +295,21 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // Register adds the metrics to controller-runtime's registry; reader is the
-// manager's cache, timeout tells a run's deadline.
+// manager's cache, timeout tells a run's deadline, and elected is closed once the
+// manager leads (the state gauges come from the leader only, as the counters do).
 // Only the first call registers (a test process may start several managers).
-func Register(reader client.Reader, timeout RunTimeout) {
+func Register(reader client.Reader, timeout RunTimeout, elected <-chan struct{}) {
 	registerOnce.Do(func() {
 		crmetrics.Registry.MustRegister(jobsFinished, jobErrors, jobDuration, tasksFinished, taskErrors, taskDuration,
 			recordsCreated, recordsCommitted, storeOps, storeOpDuration,
-			&stateCollector{reader: reader, timeout: timeout, now: time.Now})
+			&stateCollector{reader: reader, timeout: timeout, now: time.Now, elected: elected})
+		// The durations' few series exist from the start, so the first commit's
+		// duration shows in a rate rather than arriving with its series.
+		for _, op := range []string{"commit", "rollback"} {
+			for _, r := range []string{"success", "error"} {
+				storeOpDuration.WithLabelValues(op, r)
+			}
+		}
 	})
 }
 

@@ -83,10 +83,35 @@ cost_analysis_jobs{data_source="gcp",namespace="team-a",status="PENDING"} 1
 cost_analysis_jobs_past_deadline{data_source="aws",namespace="team-a"} 1
 cost_analysis_jobs_past_deadline{data_source="gcp",namespace="team-a"} 1
 `
-	col := &stateCollector{reader: c, timeout: timeout, now: func() time.Time { return now }}
+	col := &stateCollector{reader: c, timeout: timeout, now: func() time.Time { return now }, elected: leading()}
 	if err := testutil.CollectAndCompare(col, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestOnlyTheLeaderReportsState(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := costv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(&costv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "j", Namespace: "team-c"}}).Build()
+	elected := make(chan struct{})
+	col := &stateCollector{reader: c, now: time.Now, elected: elected,
+		timeout: func(*costv1.Job, *costv1.DataSource) time.Duration { return time.Hour }}
+	if n := testutil.CollectAndCount(col); n != 0 {
+		t.Errorf("a replica that does not lead reported %d series, want none", n)
+	}
+	close(elected)
+	if n := testutil.CollectAndCount(col, "cost_analysis_jobs"); n != 1 {
+		t.Errorf("the leader reported %d cost_analysis_jobs series, want 1", n)
+	}
+}
+
+// leading is the elected channel of a replica that leads.
+func leading() <-chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
 }
 
 func TestPastDeadlineIsZeroForASourceWithNoStuckRun(t *testing.T) {
@@ -100,7 +125,7 @@ func TestPastDeadlineIsZeroForASourceWithNoStuckRun(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "j", Namespace: "team-b"},
 		Spec:       costv1.JobSpec{DataSourceRef: costv1.LocalObjectReference{Name: "azure"}},
 		Status:     costv1.JobStatus{Status: costv1.JobInProgress, StartedAt: &started}}).Build()
-	col := &stateCollector{reader: c, now: func() time.Time { return now },
+	col := &stateCollector{reader: c, now: func() time.Time { return now }, elected: leading(),
 		timeout: func(*costv1.Job, *costv1.DataSource) time.Duration { return 2 * time.Hour }}
 	want := `
 # HELP cost_analysis_jobs_past_deadline IN_PROGRESS Jobs whose timeout has passed (the operator ends a run at its deadline, so anything above 0 for long is a stuck run), by namespace and data source; 0 for every data source that has Jobs.

@@ -149,7 +149,7 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	if err := indexes.Setup(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return nil, err
 	}
-	metrics.Register(mgr.GetCache(), controllers.RunTimeout)
+	metrics.Register(mgr.GetCache(), controllers.RunTimeout, mgr.Elected())
 
 	plugins := plugin.NewPool()
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
