@@ -364,7 +364,7 @@ func writeRows(ctx context.Context, pod *corev1.Pod, dsn string, n int) (store.W
 		recs := make([]store.Record, n)
 		for i := range recs {
 			recs[i] = store.Record{Cost: 1.5, UsageQuantity: 1, Provider: "aws", Product: "p", AccountID: "acct",
-				BilledDate: opts.Month + "-01", Tags: map[string]any{"i": float64(i)}}
+				BilledDate: opts.Month + "-01", Tags: json.RawMessage(fmt.Sprintf(`{"i": %d}`, i))}
 		}
 		return recs, nil
 	})

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -173,7 +174,7 @@ func TestTheStoreHoldsWhatThePluginStreamedFieldForField(t *testing.T) {
 
 func TestStoreRecordTakesTheAccountFromTheTaskOptions(t *testing.T) {
 	rec := plugin.CostRecord{Cost: 1, Product: "EC2", BilledDate: "2024-02-01",
-		AdditionalInfo: map[string]any{"account_id": "from-the-record"}}
+		AdditionalInfo: json.RawMessage(`{"account_id":"from-the-record"}`)}
 	cases := map[string]struct {
 		options map[string]any
 		want    string
@@ -186,7 +187,7 @@ func TestStoreRecordTakesTheAccountFromTheTaskOptions(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			got := storeRecord(rec, accountID(tc.options))
-			if got.AccountID != tc.want || got.Product != "EC2" || got.AdditionalInfo["account_id"] != "from-the-record" {
+			if got.AccountID != tc.want || got.Product != "EC2" || string(got.AdditionalInfo) != `{"account_id":"from-the-record"}` {
 				t.Errorf("storeRecord = %+v, want account_id %q", got, tc.want)
 			}
 		})

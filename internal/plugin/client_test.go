@@ -179,7 +179,7 @@ func TestGetDataStreamsEveryRecord(t *testing.T) {
 	date := regexp.MustCompile(`^2024-02-\d\d$`)
 	for i, r := range recs {
 		if !date.MatchString(r.BilledDate) || r.Provider != "sample" || r.Cost <= 0 && r.UsageQuantity <= 0 ||
-			r.Tags["env"] == nil || r.AdditionalInfo["account_id"] != "a" || r.Data["record"] != float64(i) {
+			member(t, r.Tags, "env") == nil || member(t, r.AdditionalInfo, "account_id") != "a" || member(t, r.Data, "record") != float64(i) {
 			t.Fatalf("record %d: %+v", i, r)
 		}
 	}

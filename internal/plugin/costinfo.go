@@ -1,13 +1,17 @@
 package plugin
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/costops/cost-analysis-operator/internal/plugin/pluginpb"
@@ -57,62 +61,101 @@ func (e *RecordError) Error() string {
 }
 
 // CostRecordFromInfo turns the CostInfo at position index of a get_data stream into
-// the record the collector writes, and validates it against the data contract.
-//
-// cost (field 1) and usage_quantity (field 2) are read from the message's double
-// fields (wire type fixed64), as current plugins send them, or, when the message
-// carries them in its unknown fields as wire type 5 (fixed32) on field numbers 1 and
-// 2, decoded from there: plugins on spaceone-api 1.12.x (Cloudforet's AWS Cost
-// Explorer plugin pins 1.12.54) declare both as protobuf float, and the protobuf
-// runtime keeps a field whose wire type does not match the schema's as an unknown
-// field instead of decoding it. Those bytes are walked with protowire.ConsumeTag and
-// protowire.ConsumeFixed32, the 32 bits read with math.Float32frombits, and the
-// float32 widened to the shortest decimal that reads back as the same float32
-// (12.34, not 12.340000152587890625), which is what the plugin's own float meant
-// and what SpaceONE's Python engine reads from it (json_format's ToShortestFloat).
-// A float carries about 7 significant digits: that is all such a plugin sends. When
-// one field arrives several times as fixed32 the last one wins, as in protobuf; a
-// field sent both as a non-zero double and as a float is malformed.
-//
-// Any other unknown field (another field number, or another wire type on fields 1
-// and 2) is malformed data, never read as a zero. So is a record without
-// billed_date, with a billed_date that is not a YYYY-MM-DD date, or with a cost or
-// usage_quantity that is NaN or infinite. The error is a *RecordError that names
-// the record (index, account, product) and the field.
+// the record the collector writes, and validates it against the data contract, as
+// the stream's own decoding does (costDecoder, on the message's wire bytes).
 func CostRecordFromInfo(index int, c *pluginpb.CostInfo) (CostRecord, error) {
-	rec := CostRecord{
-		Cost:           c.GetCost(),
-		UsageQuantity:  c.GetUsageQuantity(),
-		UsageUnit:      c.GetUsageUnit(),
-		Provider:       c.GetProvider(),
-		RegionCode:     c.GetRegionCode(),
-		Product:        c.GetProduct(),
-		UsageType:      c.GetUsageType(),
-		Resource:       c.GetResource(),
-		Tags:           fromStruct(c.GetTags()),
-		AdditionalInfo: fromStruct(c.GetAdditionalInfo()),
-		Data:           fromStruct(c.GetData()),
-		BilledDate:     c.GetBilledDate(),
+	b, err := proto.Marshal(c)
+	if err != nil {
+		return CostRecord{}, &RecordError{Index: index, Field: "record", Problem: "does not encode: " + err.Error()}
 	}
+	var d costDecoder
+	return d.record(index, b)
+}
+
+// The CostInfo fields as numbered on the wire.
+const (
+	fieldUsageUnit      protowire.Number = 3
+	fieldProvider       protowire.Number = 4
+	fieldRegionCode     protowire.Number = 5
+	fieldProduct        protowire.Number = 6
+	fieldUsageType      protowire.Number = 7
+	fieldResource       protowire.Number = 8
+	fieldTags           protowire.Number = 12
+	fieldAdditionalInfo protowire.Number = 13
+	fieldData           protowire.Number = 14
+	fieldBilledDate     protowire.Number = 21
+)
+
+// costDecoder decodes the records of get_data from their wire bytes, with buffers
+// reused from one record to the next. It is not safe for concurrent use.
+type costDecoder struct {
+	json  structJSON
+	parts [3][][]byte // the wire bytes of tags, additional_info and data
+}
+
+// record decodes one CostInfo, the one at position index of the stream, from its
+// wire bytes b, and validates it against the data contract.
+//
+// cost (field 1) and usage_quantity (field 2) are read as double (wire type
+// fixed64), as current plugins send them, or as float (wire type fixed32):
+// plugins on spaceone-api 1.12.x (Cloudforet's AWS Cost Explorer plugin pins
+// 1.12.54) declare both as protobuf float, which the protobuf runtime decoding
+// the current schema would keep as an unknown field rather than read. The 32 bits
+// are read with math.Float32frombits and the float32 widened to the shortest
+// decimal that reads back as the same float32 (12.34, not
+// 12.340000152587890625), which is what the plugin's own float meant and what
+// SpaceONE's Python engine reads from it (json_format's ToShortestFloat). A float
+// carries about 7 significant digits: that is all such a plugin sends. When one
+// field arrives several times the last one wins, as in protobuf; a field sent both
+// as a non-zero double and as a float is malformed.
+//
+// Any other field the schema does not have (another field number, or a wire
+// type its field's type does not have) is malformed data, never read as a zero.
+// So is a record without billed_date, with a billed_date that is not a
+// YYYY-MM-DD date, with a cost or usage_quantity that is NaN or infinite, with a
+// string that is not UTF-8, or with tags, additional_info or data that JSON cannot
+// hold (a NaN inside). tags, additional_info and data become JSON objects
+// (structJSON); a message field sent twice merges, as in protobuf. The error is a
+// *RecordError that names the record (index, account, product) and the field.
+func (d *costDecoder) record(index int, b []byte) (CostRecord, error) {
+	var rec CostRecord
+	var floatCost, floatUsage *float32
+	// problem is the first thing wrong in the wire form; it is reported once the
+	// whole record is read, so that the error can name the record.
+	var problemField, problem string
 	bad := func(field, format string, args ...any) (CostRecord, error) {
 		return CostRecord{}, &RecordError{
 			Index: index, Account: recordAccount(rec), Product: rec.Product,
 			Field: field, Problem: fmt.Sprintf(format, args...),
 		}
 	}
-
-	if unknown := c.ProtoReflect().GetUnknown(); len(unknown) > 0 {
-		var floatCost, floatUsage *float32
-		for b := unknown; len(b) > 0; {
-			num, typ, n := protowire.ConsumeTag(b)
-			if n < 0 {
-				return bad("unknown fields", "the unknown fields do not parse: %v", protowire.ParseError(n))
+	note := func(field, p string) {
+		if problem == "" {
+			problemField, problem = field, p
+		}
+	}
+	for i := range d.parts {
+		d.parts[i] = d.parts[i][:0]
+	}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return bad("record", "the record does not parse: %v", protowire.ParseError(n))
+		}
+		b = b[n:]
+		switch {
+		case (num == costField || num == usageQuantityField) && typ == protowire.Fixed64Type:
+			v, m := protowire.ConsumeFixed64(b)
+			if m < 0 {
+				return bad(string(costInfoField(num).Name()), "%s does not parse: %v", costInfoField(num).Name(), protowire.ParseError(m))
 			}
-			b = b[n:]
-			if typ != protowire.Fixed32Type || (num != costField && num != usageQuantityField) {
-				field, problem := unknownField(num, typ)
-				return bad(field, "%s", problem)
+			b = b[m:]
+			if num == costField {
+				rec.Cost = math.Float64frombits(v)
+			} else {
+				rec.UsageQuantity = math.Float64frombits(v)
 			}
+		case (num == costField || num == usageQuantityField) && typ == protowire.Fixed32Type:
 			bits, m := protowire.ConsumeFixed32(b)
 			if m < 0 {
 				name := costInfoField(num).Name()
@@ -125,19 +168,80 @@ func CostRecordFromInfo(index int, c *pluginpb.CostInfo) (CostRecord, error) {
 			} else {
 				floatUsage = &f
 			}
-		}
-		if floatCost != nil {
-			if rec.Cost != 0 {
-				return bad("cost", "cost (field 1) is sent both as double and as float")
+		case typ == protowire.BytesType && (num >= fieldUsageUnit && num <= fieldResource || num == fieldBilledDate ||
+			num == fieldTags || num == fieldAdditionalInfo || num == fieldData):
+			v, m := protowire.ConsumeBytes(b)
+			if m < 0 {
+				name := costInfoField(num).Name()
+				return bad(string(name), "%s does not parse: %v", name, protowire.ParseError(m))
 			}
-			rec.Cost = widenFloat32(*floatCost)
-		}
-		if floatUsage != nil {
-			if rec.UsageQuantity != 0 {
-				return bad("usage_quantity", "usage_quantity (field 2) is sent both as double and as float")
+			b = b[m:]
+			if num == fieldTags || num == fieldAdditionalInfo || num == fieldData {
+				i := num - fieldTags
+				d.parts[i] = append(d.parts[i], v) // sent twice, a message merges
+				continue
 			}
-			rec.UsageQuantity = widenFloat32(*floatUsage)
+			if !utf8.Valid(v) {
+				name := string(costInfoField(num).Name())
+				note(name, name+" is not UTF-8")
+				continue
+			}
+			s := string(v)
+			switch num {
+			case fieldUsageUnit:
+				rec.UsageUnit = s
+			case fieldProvider:
+				rec.Provider = s
+			case fieldRegionCode:
+				rec.RegionCode = s
+			case fieldProduct:
+				rec.Product = s
+			case fieldUsageType:
+				rec.UsageType = s
+			case fieldResource:
+				rec.Resource = s
+			case fieldBilledDate:
+				rec.BilledDate = s
+			}
+		default:
+			m := protowire.ConsumeFieldValue(num, typ, b)
+			if m < 0 {
+				return bad("record", "the record does not parse: %v", protowire.ParseError(m))
+			}
+			b = b[m:]
+			note(unknownField(num, typ))
 		}
+	}
+	for i, dst := range []*json.RawMessage{&rec.Tags, &rec.AdditionalInfo, &rec.Data} {
+		if len(d.parts[i]) == 0 {
+			continue
+		}
+		obj, err := d.json.appendObject(nil, d.parts[i])
+		if err != nil {
+			name := string(costInfoField(fieldTags + protowire.Number(i)).Name())
+			if errors.Is(err, errParse) {
+				note(name, name+" does not parse")
+			} else {
+				note(name, name+": "+err.Error())
+			}
+			continue
+		}
+		*dst = obj
+	}
+	if problem != "" {
+		return bad(problemField, "%s", problem)
+	}
+	if floatCost != nil {
+		if rec.Cost != 0 {
+			return bad("cost", "cost (field 1) is sent both as double and as float")
+		}
+		rec.Cost = widenFloat32(*floatCost)
+	}
+	if floatUsage != nil {
+		if rec.UsageQuantity != 0 {
+			return bad("usage_quantity", "usage_quantity (field 2) is sent both as double and as float")
+		}
+		rec.UsageQuantity = widenFloat32(*floatUsage)
 	}
 
 	switch {
@@ -151,6 +255,44 @@ func CostRecordFromInfo(index int, c *pluginpb.CostInfo) (CostRecord, error) {
 		return bad("usage_quantity", "usage_quantity is %v, not a finite number", rec.UsageQuantity)
 	}
 	return rec, nil
+}
+
+// costsInfo decodes one message of the get_data stream (CostsInfo: repeated
+// CostInfo results = 1) from its wire bytes and hands its records to fn in order;
+// index is the position of its first record in the stream. It returns the number
+// of records handed to fn, and stops at the first invalid record (a *RecordError)
+// or error of fn (returned as it is).
+func (d *costDecoder) costsInfo(index int, b []byte, fn func(CostRecord) error) (int, error) {
+	handed := 0
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return handed, &RecordError{Index: index + handed, Field: "results", Problem: "the message does not parse: " + protowire.ParseError(n).Error()}
+		}
+		b = b[n:]
+		if num != 1 || typ != protowire.BytesType {
+			// CostsInfo has no other field; protobuf skips what it does not know.
+			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+				return handed, &RecordError{Index: index + handed, Field: "results", Problem: "the message does not parse: " + protowire.ParseError(n).Error()}
+			}
+			b = b[n:]
+			continue
+		}
+		ci, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return handed, &RecordError{Index: index + handed, Field: "results", Problem: "the message does not parse: " + protowire.ParseError(n).Error()}
+		}
+		b = b[n:]
+		rec, err := d.record(index+handed, ci)
+		if err != nil {
+			return handed, err
+		}
+		handed++
+		if err := fn(rec); err != nil {
+			return handed, errFromFn{err}
+		}
+	}
+	return handed, nil
 }
 
 // widenFloat32 is the float64 of the shortest decimal that reads back as f, so a
@@ -181,7 +323,14 @@ func isDate(s string) bool {
 // recordAccount is the account a record names, for error messages: plugins put it
 // in additional_info or data, as "account_id" or "Account ID".
 func recordAccount(r CostRecord) string {
-	for _, m := range []map[string]any{r.AdditionalInfo, r.Data} {
+	for _, raw := range []json.RawMessage{r.AdditionalInfo, r.Data} {
+		if len(raw) == 0 {
+			continue
+		}
+		var m map[string]any
+		if json.Unmarshal(raw, &m) != nil {
+			continue
+		}
 		for _, k := range []string{"account_id", "Account ID", "account"} {
 			if v, ok := m[k].(string); ok && v != "" {
 				return v

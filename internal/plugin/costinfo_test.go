@@ -292,7 +292,7 @@ func TestAnOldPluginsRecordDecodesWhole(t *testing.T) {
 		got.RegionCode != want.RegionCode || got.Product != want.Product || got.UsageType != want.UsageType || got.BilledDate != want.BilledDate {
 		t.Errorf("record %+v, want %+v", rec, want)
 	}
-	if rec.AdditionalInfo["Instance Type"] != "m5.large" {
+	if member(t, rec.AdditionalInfo, "Instance Type") != "m5.large" {
 		t.Errorf("additional_info %v", rec.AdditionalInfo)
 	}
 }
@@ -318,7 +318,7 @@ func TestBothEncodingsInOneMarshaledMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Cost != 99.99 || rec.UsageQuantity != 2.5 || rec.Tags["team"] != "a" {
+	if rec.Cost != 99.99 || rec.UsageQuantity != 2.5 || member(t, rec.Tags, "team") != "a" {
 		t.Errorf("record %+v", rec)
 	}
 }

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -38,3 +39,17 @@ func testContext(t *testing.T) context.Context {
 }
 
 var secret = map[string]any{"api_key": "s3cret"}
+
+// member is the value of key in the JSON object raw (nil when raw is empty or has
+// no such key), decoded as encoding/json decodes into any.
+func member(t *testing.T, raw json.RawMessage, key string) any {
+	t.Helper()
+	if len(raw) == 0 {
+		return nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("%s is not a JSON object: %v", raw, err)
+	}
+	return m[key]
+}

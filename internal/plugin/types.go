@@ -85,20 +85,22 @@ type GetDataRequest struct {
 	DomainID    string
 }
 
-// CostRecord is one cost record (the protocol's CostInfo), validated by
-// CostRecordFromInfo. Its JSON form uses the protocol's field names.
+// CostRecord is one cost record (the protocol's CostInfo), decoded and validated
+// as CostRecordFromInfo says. Its JSON form uses the protocol's field names.
+// Tags, AdditionalInfo and Data are the Structs as JSON objects; nil when the
+// plugin did not send them.
 type CostRecord struct {
-	Cost           float64        `json:"cost"`
-	UsageQuantity  float64        `json:"usage_quantity"`
-	UsageUnit      string         `json:"usage_unit,omitempty"`
-	Provider       string         `json:"provider,omitempty"`
-	RegionCode     string         `json:"region_code,omitempty"`
-	Product        string         `json:"product,omitempty"`
-	UsageType      string         `json:"usage_type,omitempty"`
-	Resource       string         `json:"resource,omitempty"`
-	Tags           map[string]any `json:"tags,omitempty"`
-	AdditionalInfo map[string]any `json:"additional_info,omitempty"`
-	Data           map[string]any `json:"data,omitempty"`
+	Cost           float64         `json:"cost"`
+	UsageQuantity  float64         `json:"usage_quantity"`
+	UsageUnit      string          `json:"usage_unit,omitempty"`
+	Provider       string          `json:"provider,omitempty"`
+	RegionCode     string          `json:"region_code,omitempty"`
+	Product        string          `json:"product,omitempty"`
+	UsageType      string          `json:"usage_type,omitempty"`
+	Resource       string          `json:"resource,omitempty"`
+	Tags           json.RawMessage `json:"tags,omitempty"`
+	AdditionalInfo json.RawMessage `json:"additional_info,omitempty"`
+	Data           json.RawMessage `json:"data,omitempty"`
 	// BilledDate is "YYYY-MM-DD".
 	BilledDate string `json:"billed_date"`
 }

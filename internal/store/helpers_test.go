@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -100,8 +101,8 @@ func rec(resource, date string, cost float64) Record {
 	return Record{
 		Cost: cost, UsageQuantity: cost * 2, UsageUnit: "Hrs", Provider: "aws", RegionCode: "us-east-1",
 		Product: "AmazonEC2", UsageType: "BoxUsage", Resource: resource, AccountID: "111",
-		Tags: map[string]any{"team": "a"}, AdditionalInfo: map[string]any{"Account Name": "dev"},
-		Data: map[string]any{"list_cost": cost * 4}, BilledDate: date,
+		Tags: obj(map[string]any{"team": "a"}), AdditionalInfo: obj(map[string]any{"Account Name": "dev"}),
+		Data: obj(map[string]any{"list_cost": cost * 4}), BilledDate: date,
 	}
 }
 
@@ -113,8 +114,8 @@ func genRecords(prefix, month string, n int) []Record {
 		r.AccountID = []string{"111", "222", "333"}[i%3]
 		r.Product = []string{"AmazonEC2", "AmazonS3"}[i%2]
 		r.RegionCode = []string{"us-east-1", "eu-west-1", ""}[i%3]
-		r.Tags = map[string]any{"team": []string{"a", "b"}[i%2], "env": "prod"}
-		r.Data = map[string]any{"list_cost": float64(i % 8), "hours": 1.5, "note": "x"}
+		r.Tags = obj(map[string]any{"team": []string{"a", "b"}[i%2], "env": "prod"})
+		r.Data = obj(map[string]any{"list_cost": float64(i % 8), "hours": 1.5, "note": "x"})
 		out[i] = r
 	}
 	return out
@@ -226,4 +227,14 @@ func nearMaps(a, b map[string]any) bool {
 		}
 	}
 	return true
+}
+
+// obj is m as a record's JSON object, in encoding/json's form (as RunRecords
+// returns objects).
+func obj(m map[string]any) json.RawMessage {
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -1,28 +1,33 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Record is one cost record: the fields of SpaceONE's CostInfo. Empty strings
-// are stored as NULL; nil maps as NULL, empty maps as {}.
+// are stored as NULL. Tags, AdditionalInfo and Data are JSON objects, stored as
+// jsonb: nil is NULL, {} is kept.
 type Record struct {
-	Cost           float64        `json:"cost"`
-	UsageQuantity  float64        `json:"usage_quantity"`
-	UsageUnit      string         `json:"usage_unit,omitempty"`
-	Provider       string         `json:"provider,omitempty"`
-	RegionCode     string         `json:"region_code,omitempty"`
-	Product        string         `json:"product,omitempty"`
-	UsageType      string         `json:"usage_type,omitempty"`
-	Resource       string         `json:"resource,omitempty"`
-	AccountID      string         `json:"account_id,omitempty"`
-	Tags           map[string]any `json:"tags,omitempty"`
-	AdditionalInfo map[string]any `json:"additional_info,omitempty"`
-	Data           map[string]any `json:"data,omitempty"`
+	Cost           float64         `json:"cost"`
+	UsageQuantity  float64         `json:"usage_quantity"`
+	UsageUnit      string          `json:"usage_unit,omitempty"`
+	Provider       string          `json:"provider,omitempty"`
+	RegionCode     string          `json:"region_code,omitempty"`
+	Product        string          `json:"product,omitempty"`
+	UsageType      string          `json:"usage_type,omitempty"`
+	Resource       string          `json:"resource,omitempty"`
+	AccountID      string          `json:"account_id,omitempty"`
+	Tags           json.RawMessage `json:"tags,omitempty"`
+	AdditionalInfo json.RawMessage `json:"additional_info,omitempty"`
+	Data           json.RawMessage `json:"data,omitempty"`
 	// BilledDate is the day billed, YYYY-MM-DD.
 	BilledDate string `json:"billed_date"`
 }
@@ -51,9 +56,10 @@ func (e *InvalidRecordError) Error() string {
 func (e *InvalidRecordError) Is(target error) bool { return target == ErrInvalidRecord }
 
 // Validate refuses a record that the store would have to make up something
-// for: a missing or invalid billed_date, a non-finite cost or usage_quantity
-// (a NaN would poison every sum of its month), and tags, additional_info or
-// data that are not JSON (a NaN inside, say).
+// for, or that PostgreSQL cannot hold: a missing or invalid billed_date, a
+// non-finite cost or usage_quantity (a NaN would poison every sum of its month),
+// a string that is not UTF-8 or holds a NUL, and tags, additional_info or data
+// that are not JSON objects or hold a \u0000 (which jsonb refuses).
 func (r *Record) Validate() error {
 	_, err := r.billedDate()
 	if err != nil {
@@ -62,15 +68,75 @@ func (r *Record) Validate() error {
 	if err := r.checkNumbers(); err != nil {
 		return err
 	}
-	for _, f := range []struct {
+	if err := r.checkText(); err != nil {
+		return err
+	}
+	return r.checkObjects()
+}
+
+func (r *Record) checkText() error {
+	for _, f := range [...]struct{ name, s string }{
+		{"usage_unit", r.UsageUnit}, {"provider", r.Provider}, {"region_code", r.RegionCode}, {"product", r.Product},
+		{"usage_type", r.UsageType}, {"resource", r.Resource}, {"account_id", r.AccountID},
+	} {
+		switch {
+		case strings.IndexByte(f.s, 0) >= 0:
+			return &InvalidRecordError{Index: -1, Field: f.name, Reason: "holds a NUL character, which PostgreSQL text cannot"}
+		case !utf8.ValidString(f.s):
+			return &InvalidRecordError{Index: -1, Field: f.name, Reason: "is not UTF-8"}
+		}
+	}
+	return nil
+}
+
+func (r *Record) checkObjects() error {
+	for _, f := range [...]struct {
 		name string
-		m    map[string]any
+		raw  json.RawMessage
 	}{{"tags", r.Tags}, {"additional_info", r.AdditionalInfo}, {"data", r.Data}} {
-		if _, err := encodeJSON(f.name, f.m); err != nil {
+		if err := checkObject(f.name, f.raw); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// checkObject refuses raw unless it is nil or a JSON object that jsonb takes.
+func checkObject(field string, raw json.RawMessage) error {
+	if raw == nil {
+		return nil
+	}
+	trimmed := bytes.TrimLeft(raw, " \t\r\n")
+	if !json.Valid(raw) {
+		return &InvalidRecordError{Index: -1, Field: field, Reason: "is not JSON"}
+	}
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return &InvalidRecordError{Index: -1, Field: field, Reason: "is not a JSON object"}
+	}
+	if hasNULEscape(raw) {
+		return &InvalidRecordError{Index: -1, Field: field, Reason: `holds a \u0000, which PostgreSQL's jsonb cannot`}
+	}
+	return nil
+}
+
+// hasNULEscape reports whether the JSON text b escapes a NUL character: a
+// \u0000 whose backslash is not itself escaped.
+func hasNULEscape(b []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte(`\u0000`))
+		if j < 0 {
+			return false
+		}
+		j += i
+		n := 0 // backslashes ending at j
+		for k := j; k >= 0 && b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 1 {
+			return true
+		}
+		i = j + 1
+	}
 }
 
 func (r *Record) checkNumbers() error {
@@ -97,49 +163,96 @@ func (r *Record) billedDate() (time.Time, error) {
 	return d, nil
 }
 
-func encodeJSON(field string, m map[string]any) ([]byte, error) {
-	if m == nil {
-		return nil, nil
+// objectNumbers calls fn for each member of the JSON object raw whose value is a
+// number, once per key (the last value of a key sent twice, as jsonb keeps it).
+// raw has passed checkObject.
+func objectNumbers(raw json.RawMessage, seen map[string]float64, fn func(key string, v float64)) {
+	if len(raw) == 0 {
+		return
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return nil, &InvalidRecordError{Index: -1, Field: field, Reason: "not JSON: " + err.Error()}
+	clear(seen)
+	b := skipSpace(raw)
+	if len(b) == 0 || b[0] != '{' {
+		return
 	}
-	return b, nil
+	b = b[1:]
+	for {
+		b = skipSpace(b)
+		if len(b) == 0 || b[0] == '}' {
+			break
+		}
+		if b[0] == ',' {
+			b = skipSpace(b[1:])
+		}
+		end := stringEnd(b)
+		key := string(b[1 : end-1])
+		if bytes.IndexByte(b[:end], '\\') >= 0 {
+			_ = json.Unmarshal(b[:end], &key)
+		}
+		b = skipSpace(b[end:])[1:] // the colon
+		b = skipSpace(b)
+		n := valueEnd(b)
+		if c := b[0]; c == '-' || c >= '0' && c <= '9' {
+			if f, err := strconv.ParseFloat(string(b[:n]), 64); err == nil {
+				seen[key] = f
+			}
+		} else {
+			delete(seen, key) // a later non-number replaces an earlier number
+		}
+		b = b[n:]
+	}
+	for k, v := range seen {
+		fn(k, v)
+	}
 }
 
-// numeric returns v as a float64 when it is a JSON number.
-func numeric(v any) (float64, bool) {
-	switch n := v.(type) {
-	case float64:
-		return n, true
-	case float32:
-		return float64(n), true
-	case int:
-		return float64(n), true
-	case int8:
-		return float64(n), true
-	case int16:
-		return float64(n), true
-	case int32:
-		return float64(n), true
-	case int64:
-		return float64(n), true
-	case uint:
-		return float64(n), true
-	case uint8:
-		return float64(n), true
-	case uint16:
-		return float64(n), true
-	case uint32:
-		return float64(n), true
-	case uint64:
-		return float64(n), true
-	case json.Number:
-		f, err := n.Float64()
-		return f, err == nil
+func skipSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\n' || b[0] == '\r') {
+		b = b[1:]
 	}
-	return 0, false
+	return b
+}
+
+// stringEnd is the length of the JSON string at the start of b.
+func stringEnd(b []byte) int {
+	for i := 1; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd is the length of the JSON value at the start of b.
+func valueEnd(b []byte) int {
+	switch b[0] {
+	case '"':
+		return stringEnd(b)
+	case '{', '[':
+		depth := 0
+		for i := 0; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i += stringEnd(b[i:]) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	default: // a number, true, false or null
+		i := 0
+		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+			i++
+		}
+		return i
+	}
 }
 
 func nullIfEmpty(s string) any {

@@ -75,7 +75,7 @@ func TestTheFocusViewNamesColumnsAsFOCUSAndEndsChargePeriodsExclusively(t *testi
 	ctx := testCtx(t)
 	run := runRef("ns", "ds", "job")
 	r := rec("i-123", "2024-02-29", 2.5)
-	r.Data = map[string]any{"currency": "KRW"}
+	r.Data = obj(map[string]any{"currency": "KRW"})
 	write(t, s, taskRef(run, "t1"), []Record{r, rec("i-124", "2024-03-01", 1)})
 	open := runRef("ns", "ds", "open")
 	write(t, s, taskRef(open, "t1"), []Record{rec("i-999", "2024-02-29", 100)})

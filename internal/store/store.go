@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -475,7 +476,8 @@ func (s *Store) CommittedTotals(ctx context.Context, domain, dataSource, month s
 
 // RunRecords returns the stored rows of a run (of one task when jobTaskUID is
 // not empty), committed or not, ordered by billed date: for tests and
-// diagnostics.
+// diagnostics. Their JSON objects are in encoding/json's form (keys sorted, no
+// spaces), not jsonb's.
 func (s *Store) RunRecords(ctx context.Context, jobUID, jobTaskUID string) ([]Record, error) {
 	args := sqlArgs{jobUID}
 	q := `SELECT cost, coalesce(usage_quantity, 0), coalesce(usage_unit, ''), coalesce(provider, ''),
@@ -494,6 +496,14 @@ func (s *Store) RunRecords(ctx context.Context, jobUID, jobTaskUID string) ([]Re
 		var r Record
 		err := row.Scan(&r.Cost, &r.UsageQuantity, &r.UsageUnit, &r.Provider, &r.RegionCode, &r.Product,
 			&r.UsageType, &r.Resource, &r.AccountID, &r.Tags, &r.AdditionalInfo, &r.Data, &r.BilledDate)
+		for _, obj := range []*json.RawMessage{&r.Tags, &r.AdditionalInfo, &r.Data} {
+			if err == nil && *obj != nil {
+				var v any
+				if err = json.Unmarshal(*obj, &v); err == nil {
+					*obj, err = json.Marshal(v)
+				}
+			}
+		}
 		return r, err
 	})
 	if err != nil {

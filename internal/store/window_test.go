@@ -20,9 +20,9 @@ type variant struct {
 var variants = []variant{
 	{"plain", func(r *Record) {}},
 	{"gcp", func(r *Record) { r.Provider = "google_cloud"; r.RegionCode = "asia-northeast3" }},
-	{"teamb", func(r *Record) { r.Tags = map[string]any{"team": "b"} }},
-	{"acct", func(r *Record) { r.AdditionalInfo = map[string]any{"Account Name": "prod"}; r.AccountID = "222" }},
-	{"data7", func(r *Record) { r.Data = map[string]any{"list_cost": 7.0, "billing_entity": "Marketplace"} }},
+	{"teamb", func(r *Record) { r.Tags = obj(map[string]any{"team": "b"}) }},
+	{"acct", func(r *Record) { r.AdditionalInfo = obj(map[string]any{"Account Name": "prod"}); r.AccountID = "222" }},
+	{"data7", func(r *Record) { r.Data = obj(map[string]any{"list_cost": 7.0, "billing_entity": "Marketplace"}) }},
 	{"notags", func(r *Record) { r.Tags = nil }},
 }
 

@@ -73,6 +73,7 @@ func (s *Store) WriteTask(ctx context.Context, ref TaskRef, next func(context.Co
 		s: s, tx: tx, ref: ref, next: next,
 		partitions: map[time.Time]bool{},
 		rollup:     map[rollupKey]*rollupSum{},
+		numbers:    map[string]float64{},
 		row:        make([]any, len(recordColumns)),
 	}
 	if err := w.run(ctx); err != nil {
@@ -101,11 +102,10 @@ type rollupSum struct {
 	rows        int64
 }
 
-// prepared is a validated record with its encoded fields.
+// prepared is a validated record with its billed date.
 type prepared struct {
-	rec                 *Record
-	date                time.Time
-	tags, addInfo, data []byte
+	rec  *Record
+	date time.Time
 }
 
 // taskWriter streams the batches of one attempt into COPY statements. One COPY
@@ -119,6 +119,7 @@ type taskWriter struct {
 
 	partitions map[time.Time]bool
 	rollup     map[rollupKey]*rollupSum
+	numbers    map[string]float64 // a record's data.* numbers, reused
 
 	batch   []prepared // the batch being copied
 	pos     int        // the next record of batch to copy
@@ -188,16 +189,13 @@ func (w *taskWriter) prepare(recs []Record) error {
 		if err == nil {
 			err = r.checkNumbers()
 		}
+		if err == nil {
+			err = r.checkText()
+		}
+		if err == nil {
+			err = r.checkObjects()
+		}
 		p := prepared{rec: r, date: d}
-		if err == nil {
-			p.tags, err = encodeJSON("tags", r.Tags)
-		}
-		if err == nil {
-			p.addInfo, err = encodeJSON("additional_info", r.AdditionalInfo)
-		}
-		if err == nil {
-			p.data, err = encodeJSON("data", r.Data)
-		}
 		if err != nil {
 			var ie *InvalidRecordError
 			if errors.As(err, &ie) {
@@ -218,7 +216,7 @@ func (w *taskWriter) account(p *prepared) {
 	r := p.rec
 	w.rows++
 	w.bytes += 8 + 8 + 4 + int64(len(r.UsageUnit)+len(r.Provider)+len(r.RegionCode)+len(r.Product)+
-		len(r.UsageType)+len(r.Resource)+len(r.AccountID)+len(p.tags)+len(p.addInfo)+len(p.data))
+		len(r.UsageType)+len(r.Resource)+len(r.AccountID)+len(r.Tags)+len(r.AdditionalInfo)+len(r.Data))
 	k := rollupKey{
 		month: p.date.Format("2006-01"), account: r.AccountID, provider: r.Provider, region: r.RegionCode,
 		product: r.Product, usageType: r.UsageType, usageUnit: r.UsageUnit,
@@ -231,14 +229,12 @@ func (w *taskWriter) account(p *prepared) {
 	sum.cost += r.Cost
 	sum.usage += r.UsageQuantity
 	sum.rows++
-	for key, v := range r.Data {
-		if f, ok := numeric(v); ok {
-			if sum.data == nil {
-				sum.data = map[string]float64{}
-			}
-			sum.data[key] += f
+	objectNumbers(r.Data, w.numbers, func(key string, f float64) {
+		if sum.data == nil {
+			sum.data = map[string]float64{}
 		}
-	}
+		sum.data[key] += f
+	})
 }
 
 func monthOf(t time.Time) time.Time { return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC) }
@@ -315,9 +311,9 @@ func (c copySource) Values() ([]any, error) {
 	row[5] = nullIfEmpty(r.Product)
 	row[6] = nullIfEmpty(r.UsageType)
 	row[7] = nullIfEmpty(r.Resource)
-	row[8] = jsonValue(p.tags)
-	row[9] = jsonValue(p.addInfo)
-	row[10] = jsonValue(p.data)
+	row[8] = jsonValue(r.Tags)
+	row[9] = jsonValue(r.AdditionalInfo)
+	row[10] = jsonValue(r.Data)
 	row[11] = p.date
 	row[12] = nullIfEmpty(r.AccountID)
 	row[13] = w.ref.Domain

@@ -28,13 +28,13 @@ func TestWriteTaskStoresEveryFieldAsWritten(t *testing.T) {
 	full := Record{
 		Cost: 12.345678901234, UsageQuantity: 3.5, UsageUnit: "GB-Mo", Provider: "aws", RegionCode: "ap-northeast-2",
 		Product: "AmazonS3", UsageType: "TimedStorage-ByteHrs", Resource: "arn:aws:s3:::bucket", AccountID: "123456789012",
-		Tags:           map[string]any{"app.kubernetes.io/name": "web", "n": 3.0, "nested": map[string]any{"a": []any{"x", 1.0, true}}},
-		AdditionalInfo: map[string]any{"Account Name": "prod", "Ünïcode": "✓"},
-		Data:           map[string]any{"list_cost": 20.5, "currency": "KRW"},
+		Tags:           obj(map[string]any{"app.kubernetes.io/name": "web", "n": 3.0, "nested": map[string]any{"a": []any{"x", 1.0, true}}}),
+		AdditionalInfo: obj(map[string]any{"Account Name": "prod", "Ünïcode": "✓"}),
+		Data:           obj(map[string]any{"list_cost": 20.5, "currency": "KRW"}),
 		BilledDate:     "2024-02-29",
 	}
-	empty := Record{Cost: -0.25, BilledDate: "2024-03-01"}                                                 // nil maps, empty strings
-	emptyMaps := Record{Cost: 0, Tags: map[string]any{}, Data: map[string]any{}, BilledDate: "2023-12-31"} // {} is kept, not NULL
+	empty := Record{Cost: -0.25, BilledDate: "2024-03-01"}                                                           // nil maps, empty strings
+	emptyMaps := Record{Cost: 0, Tags: obj(map[string]any{}), Data: obj(map[string]any{}), BilledDate: "2023-12-31"} // {} is kept, not NULL
 	// Months change between batches, so the write makes partitions between COPYs.
 	recs := []Record{full, empty, emptyMaps}
 	recs = append(recs, genRecords("g", "2024-01", 250)...)
