@@ -88,13 +88,34 @@ var (
 		[]string{"namespace", "data_source", "type", "status"}, nil)
 )
 
-// Terminal states, whose finished-counter series are created at 0 beside the first
-// one observed for a data source, so that rates and ratios over them (and alerts on
-// them) see the first failure rather than a series that appears already at 1.
+// Final states, whose finished-counter series are created at 0 for every DataSource
+// (startSeries) and beside the first one observed, so that rates and ratios over
+// them (and alerts on them) see the first failure rather than a series that appears
+// already at 1.
 var (
 	jobEnds  = []costv1.JobState{costv1.JobSuccess, costv1.JobFailure, costv1.JobTimeout, costv1.JobCanceled}
 	taskEnds = []costv1.JobTaskState{costv1.TaskSuccess, costv1.TaskFailure, costv1.TaskTimeout, costv1.TaskCanceled}
 )
+
+// startSeries creates a DataSource's series of the finished-counters (every final
+// state), of the store operations (both results) and of the records at 0, so that
+// its first failed run, task, commit or rollback shows up in rates and alerts
+// (increase() cannot see a series that is born at 1).
+func startSeries(ns, ds string) {
+	for _, s := range jobEnds {
+		jobsFinished.WithLabelValues(ns, ds, string(s))
+	}
+	for _, s := range taskEnds {
+		tasksFinished.WithLabelValues(ns, ds, string(s))
+	}
+	for _, op := range []string{"commit", "rollback"} {
+		for _, r := range []string{"success", "error"} {
+			storeOps.WithLabelValues(ns, ds, op, r)
+		}
+	}
+	recordsCreated.WithLabelValues(ns, ds)
+	recordsCommitted.WithLabelValues(ns, ds)
+}
 
 // JobFinished counts a Job that ended (its status holds the outcome), its run time
 // and its error code.
@@ -236,6 +257,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for i := range dsList.Items {
 			ds := &dsList.Items[i]
 			sources[key{ns: ds.Namespace, ds: ds.Name}] = ds
+			startSeries(ds.Namespace, ds.Name)
 			for _, typ := range conditionTypes {
 				current := metav1.ConditionUnknown
 				if cond := meta.FindStatusCondition(ds.Status.Conditions, typ); cond != nil {

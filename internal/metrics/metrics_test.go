@@ -18,6 +18,7 @@ import (
 )
 
 func TestStateCollectorReportsWhatTheClusterHolds(t *testing.T) {
+	resetMetrics()
 	scheme := runtime.NewScheme()
 	if err := costv1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
@@ -87,9 +88,31 @@ cost_analysis_jobs_past_deadline{data_source="gcp",namespace="team-a"} 1
 	if err := testutil.CollectAndCompare(col, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
 	}
+	// The DataSource's counters exist at 0 from then on, so its first failure shows in rates.
+	started := `
+# HELP cost_analysis_jobs_finished_total Jobs that ended, by namespace, data source and final status.
+# TYPE cost_analysis_jobs_finished_total counter
+cost_analysis_jobs_finished_total{data_source="aws",namespace="team-a",status="CANCELED"} 0
+cost_analysis_jobs_finished_total{data_source="aws",namespace="team-a",status="FAILURE"} 0
+cost_analysis_jobs_finished_total{data_source="aws",namespace="team-a",status="SUCCESS"} 0
+cost_analysis_jobs_finished_total{data_source="aws",namespace="team-a",status="TIMEOUT"} 0
+`
+	if err := testutil.CollectAndCompare(jobsFinished, strings.NewReader(started), "cost_analysis_jobs_finished_total"); err != nil {
+		t.Error(err)
+	}
+	for _, m := range []struct {
+		name string
+		n    int
+	}{{"tasks finished", testutil.CollectAndCount(tasksFinished)}, {"store operations", testutil.CollectAndCount(storeOps)},
+		{"records created", testutil.CollectAndCount(recordsCreated)}, {"records committed", testutil.CollectAndCount(recordsCommitted)}} {
+		if m.n == 0 {
+			t.Errorf("no %s series for the DataSource", m.name)
+		}
+	}
 }
 
 func TestOnlyTheLeaderReportsState(t *testing.T) {
+	resetMetrics()
 	scheme := runtime.NewScheme()
 	if err := costv1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
@@ -115,6 +138,7 @@ func leading() <-chan struct{} {
 }
 
 func TestPastDeadlineIsZeroForASourceWithNoStuckRun(t *testing.T) {
+	resetMetrics()
 	scheme := runtime.NewScheme()
 	if err := costv1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
@@ -138,6 +162,7 @@ cost_analysis_jobs_past_deadline{data_source="azure",namespace="team-b"} 0
 }
 
 func TestTaskFinishedRecordsDurationErrorCodeAndRecords(t *testing.T) {
+	resetMetrics()
 	t0 := metav1.NewTime(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
 	t1 := metav1.NewTime(t0.Add(90 * time.Second))
 	task := func(st costv1.JobTaskState, code string, started *metav1.Time, created int64) *costv1.JobTask {
@@ -173,6 +198,7 @@ cost_analysis_job_tasks_finished_total{data_source="aws",namespace="team-t",stat
 }
 
 func TestJobFinishedRecordsStatusDurationAndErrorCode(t *testing.T) {
+	resetMetrics()
 	t0 := metav1.NewTime(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
 	t1 := metav1.NewTime(t0.Add(10 * time.Minute))
 	JobFinished(&costv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "team-j"},
@@ -209,6 +235,7 @@ cost_analysis_jobs_finished_total{data_source="gcp",namespace="team-j",status="T
 }
 
 func TestErrorCodeLabelIsBounded(t *testing.T) {
+	resetMetrics()
 	c := &codeSet{seen: map[string]bool{}}
 	tests := map[string]struct {
 		code, want string
@@ -239,6 +266,7 @@ func TestErrorCodeLabelIsBounded(t *testing.T) {
 }
 
 func TestStoreOperationsAreCountedByOperationAndResult(t *testing.T) {
+	resetMetrics()
 	StoreOperation("team-a", "aws", "commit", 20*time.Millisecond, nil)
 	StoreOperation("team-a", "aws", "rollback", time.Millisecond, errTest)
 	RecordsCommitted("team-a", "aws", 42)
@@ -266,3 +294,11 @@ cost_analysis_store_operations_total{data_source="aws",namespace="team-a",operat
 }
 
 var errTest = errors.New("test")
+
+// resetMetrics empties the package's metric vectors: each test sees only its own series.
+func resetMetrics() {
+	for _, v := range []interface{ Reset() }{jobsFinished, jobErrors, jobDuration, tasksFinished, taskErrors, taskDuration,
+		recordsCreated, recordsCommitted, storeOps, storeOpDuration} {
+		v.Reset()
+	}
+}
