@@ -223,7 +223,7 @@ func TestPrometheusKustomizationInstallsTheRules(t *testing.T) {
 	for _, o := range kustomize(t, "../../config/prometheus") {
 		kinds[o["kind"].(string)] = o
 	}
-	for _, k := range []string{"Service", "ServiceMonitor", "PrometheusRule"} {
+	for _, k := range []string{"ServiceMonitor", "PrometheusRule"} {
 		if kinds[k] == nil {
 			t.Fatalf("config/prometheus has no %s", k)
 		}
