@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -91,6 +92,10 @@ const (
 type costDecoder struct {
 	json  structJSON
 	parts [3][][]byte // the wire bytes of tags, additional_info and data
+	// out holds the JSON objects of the current message's records: one buffer
+	// per message rather than three per record. A record's objects are slices of
+	// it, which stay valid as it grows.
+	out []byte
 }
 
 // record decodes one CostInfo, the one at position index of the stream, from its
@@ -186,7 +191,7 @@ func (d *costDecoder) record(index int, b []byte) (CostRecord, error) {
 				note(name, name+" is not UTF-8")
 				continue
 			}
-			s := string(v)
+			s := bytesString(v)
 			switch num {
 			case fieldUsageUnit:
 				rec.UsageUnit = s
@@ -216,8 +221,11 @@ func (d *costDecoder) record(index int, b []byte) (CostRecord, error) {
 		if len(d.parts[i]) == 0 {
 			continue
 		}
-		obj, err := d.json.appendObject(nil, d.parts[i])
+		start := len(d.out)
+		var err error
+		d.out, err = d.json.appendObject(d.out, d.parts[i])
 		if err != nil {
+			d.out = d.out[:start]
 			name := string(costInfoField(fieldTags + protowire.Number(i)).Name())
 			if errors.Is(err, errParse) {
 				note(name, name+" does not parse")
@@ -226,7 +234,7 @@ func (d *costDecoder) record(index int, b []byte) (CostRecord, error) {
 			}
 			continue
 		}
-		*dst = obj
+		*dst = d.out[start:len(d.out):len(d.out)]
 	}
 	if problem != "" {
 		return bad(problemField, "%s", problem)
@@ -262,8 +270,12 @@ func (d *costDecoder) record(index int, b []byte) (CostRecord, error) {
 // index is the position of its first record in the stream. It returns the number
 // of records handed to fn, and stops at the first invalid record (a *RecordError)
 // or error of fn (returned as it is).
+//
+// The records' strings and JSON objects share memory with b, which must not
+// change afterwards.
 func (d *costDecoder) costsInfo(index int, b []byte, fn func(CostRecord) error) (int, error) {
 	handed := 0
+	d.out = make([]byte, 0, len(b)) // the records' JSON is about as long as their wire form
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -293,6 +305,15 @@ func (d *costDecoder) costsInfo(index int, b []byte, fn func(CostRecord) error) 
 		}
 	}
 	return handed, nil
+}
+
+// bytesString is b as a string without a copy: b is a received message's own
+// memory, which nothing changes once it is decoded.
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // widenFloat32 is the float64 of the shortest decimal that reads back as f, so a

@@ -71,7 +71,7 @@ func New(opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	s.grpc = grpc.NewServer(s.grpcOpts...)
+	s.grpc = grpc.NewServer(append([]grpc.ServerOption{grpc.ForceServerCodecV2(newWireCodec())}, s.grpcOpts...)...)
 	pluginpb.RegisterDataSourceServer(s.grpc, dataSourceService{Server: s})
 	pluginpb.RegisterJobServer(s.grpc, jobService{Server: s})
 	pluginpb.RegisterCostServer(s.grpc, costService{Server: s})

@@ -144,13 +144,14 @@ func (c costService) GetData(req *pluginpb.GetDataRequest, stream pluginpb.Cost_
 	if err != nil {
 		return err
 	}
-	if err := c.streamData(ctx, k, req, stream.Send); err != nil {
+	send := func(m *wireMessage) error { return stream.SendMsg(m) }
+	if err := c.streamData(ctx, k, req, send); err != nil {
 		return c.failed(ctx, MethodGetData, err)
 	}
 	return nil
 }
 
-func (c costService) streamData(ctx context.Context, k knobs, req *pluginpb.GetDataRequest, send func(*pluginpb.CostsInfo) error) error {
+func (c costService) streamData(ctx context.Context, k knobs, req *pluginpb.GetDataRequest, send func(*wireMessage) error) error {
 	if req.GetTaskOptions() == nil {
 		return status.Error(codes.InvalidArgument, "task_options is required")
 	}
@@ -193,9 +194,10 @@ func (c costService) streamData(ctx context.Context, k knobs, req *pluginpb.GetD
 		if failAfter >= 0 {
 			n = min(n, failAfter-sent)
 		}
-		msg := &pluginpb.CostsInfo{Results: make([]*pluginpb.CostInfo, 0, n)}
+		// A new buffer for each message: gRPC may still be writing the last one.
+		msg := &wireMessage{b: make([]byte, 0, n*recordSizeHint)}
 		for range n {
-			msg.Results = append(msg.Results, gen.next())
+			msg.b = gen.appendNext(msg.b)
 		}
 		if err := ctx.Err(); err != nil {
 			return status.FromContextError(err).Err()
