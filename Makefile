@@ -95,10 +95,11 @@ fuzz: ## Fuzz the query engine: FUZZ_QUERY_EXECS (200000x) and FUZZ_STAT_EXECS (
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager, the collector and the sample plugin into bin/.
+build: ## Build the manager, the collector, the sample plugin and the kubectl plugin (kubectl-costanalysis) into bin/.
 	go build -o $(LOCALBIN)/manager .
 	go build -o $(LOCALBIN)/collector ./cmd/collector
 	go build -o $(LOCALBIN)/sample-plugin ./cmd/sample-plugin
+	go build -o $(LOCALBIN)/kubectl-costanalysis ./cmd/kubectl-costanalysis
 
 .PHONY: run
 run: build kube-bins ## Run the manager in the foreground against your cluster, or against a local control plane when none is configured.
@@ -115,24 +116,7 @@ cluster-down: ## Stop the demo's manager and plugin (if any), then stop and dele
 	hack/demo.sh stop
 	hack/cluster.sh down
 
-##@ Deployment
-
-.PHONY: install
-install: manifests ## Install the CRDs into the cluster of the current kubeconfig.
-	$(KUBECTL) apply --server-side -k config/crd
-
-.PHONY: uninstall
-uninstall: manifests ## Remove the CRDs (and with them every DataSource, Job and JobTask) from the cluster.
-	$(KUBECTL) delete --ignore-not-found -k config/crd
-
-.PHONY: deploy
-deploy: manifests ## Deploy the manager (config/default) with image $(IMG) to the cluster of the current kubeconfig.
-	cd config/manager && $(KUBECTL) kustomize . >/dev/null
-	$(KUBECTL) kustomize config/default | sed -e 's|image: controller:latest|image: $(IMG)|' | $(KUBECTL) apply --server-side -f -
-
-.PHONY: undeploy
-undeploy: ## Remove the manager deployed by `make deploy`.
-	$(KUBECTL) delete --ignore-not-found -k config/default
+# Deployment (install, uninstall, deploy, undeploy, chart, helm): hack/mk/deploy.mk.
 
 ##@ Tools
 

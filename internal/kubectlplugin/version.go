@@ -13,6 +13,10 @@ import (
 // without it the module version go install recorded is used.
 var buildVersion string
 
+// buildCommit is set at link time with buildVersion by builds that do not stamp VCS
+// information (hack/krew/dist.sh, whose archives must be reproducible).
+var buildCommit string
+
 // Version says which build of the plugin runs.
 type Version struct {
 	Version   string `json:"version"`
@@ -22,13 +26,13 @@ type Version struct {
 }
 
 func version() Version {
-	v := Version{Version: buildVersion, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	v := Version{Version: buildVersion, Commit: buildCommit, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	if info, ok := debug.ReadBuildInfo(); ok {
 		if v.Version == "" {
 			v.Version = info.Main.Version // "v0.1.0" from go install ...@v0.1.0, "(devel)" from a checkout
 		}
 		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" {
+			if s.Key == "vcs.revision" && v.Commit == "" {
 				v.Commit = s.Value
 			}
 		}
