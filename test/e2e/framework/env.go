@@ -28,6 +28,9 @@ type Options struct {
 	Log io.Writer
 	// KeepLogs keeps the log directory after a clean Stop.
 	KeepLogs bool
+	// InCluster leaves out the manager and sample-plugin processes: the suite
+	// installs them into the cluster itself (the deploy suite).
+	InCluster bool
 	// RealNode is hack/cluster.sh's CLUSTER_REAL_NODE: "" means "1" (required) under
 	// CI=true and "auto" (when the machine can) elsewhere; "0" leaves it out (the
 	// scale benchmark, whose pods all run on kwok nodes).
@@ -116,10 +119,12 @@ func Start(ctx context.Context, opts Options) (env *Env, skip string, err error)
 	e.teardown.Add(e.guard.Release)
 
 	start := time.Now()
-	if err := Build(ctx, root, map[string]string{"manager": ".", "sample-plugin": "./cmd/sample-plugin"}); err != nil {
-		return nil, "", err
+	if !opts.InCluster {
+		if err := Build(ctx, root, map[string]string{"manager": ".", "sample-plugin": "./cmd/sample-plugin"}); err != nil {
+			return nil, "", err
+		}
+		e.logf("built bin/manager and bin/sample-plugin in %s", time.Since(start).Round(time.Millisecond))
 	}
-	e.logf("built bin/manager and bin/sample-plugin in %s", time.Since(start).Round(time.Millisecond))
 
 	clusterLog, err := os.Create(filepath.Join(e.LogDir, "cluster.log"))
 	if err != nil {
@@ -165,6 +170,9 @@ func Start(ctx context.Context, opts Options) (env *Env, skip string, err error)
 	e.logf("cluster %s up in %s (%s; kubeconfig %s)", opts.ClusterName, time.Since(start).Round(time.Millisecond), nodes, e.Cluster.Kubeconfig())
 	if e.StoreDSN, err = e.Cluster.StoreDSN(ctx); err != nil {
 		return nil, "", err // hack/cluster.sh up starts it or fails: never skipped
+	}
+	if opts.InCluster {
+		return e, "", nil
 	}
 
 	port, err := FreePort()
