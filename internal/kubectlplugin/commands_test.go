@@ -108,10 +108,11 @@ func (s *syncBuffer) String() string {
 // invocation runs the plugin's root command as kubectl would, with the envtest
 // kubeconfig, in-process.
 type invocation struct {
-	clock    clock.WithTicker
-	terminal func(io.Writer) (bool, int)
-	stdout   *syncBuffer
-	stderr   *syncBuffer
+	clock        clock.WithTicker
+	watchTimeout time.Duration
+	terminal     func(io.Writer) (bool, int)
+	stdout       *syncBuffer
+	stderr       *syncBuffer
 }
 
 func (in invocation) run(ctx context.Context, args ...string) result {
@@ -125,9 +126,10 @@ func (in invocation) run(ctx context.Context, args ...string) result {
 		in.terminal = func(io.Writer) (bool, int) { return false, 0 }
 	}
 	cmd := NewCommand(Options{
-		Streams:  genericiooptions.IOStreams{In: strings.NewReader(""), Out: in.stdout, ErrOut: in.stderr},
-		Clock:    in.clock,
-		Terminal: in.terminal,
+		Streams:      genericiooptions.IOStreams{In: strings.NewReader(""), Out: in.stdout, ErrOut: in.stderr},
+		Clock:        in.clock,
+		Terminal:     in.terminal,
+		WatchTimeout: in.watchTimeout,
 	})
 	cmd.SetArgs(append([]string{"--kubeconfig", kubeconfig}, args...))
 	err := cmd.ExecuteContext(ctx)
@@ -487,6 +489,27 @@ func TestWatchDrawsABarOnATerminal(t *testing.T) {
 		if line, _, _ := strings.Cut(f, "\n"); len(line) > 100 {
 			t.Errorf("frame of %d columns on a terminal of 101: %q", len(line), line)
 		}
+	}
+}
+
+// The server ends each watch after its timeout; the plugin reads the Job again and
+// watches on, missing no change (here: watches of 1 s over a run of several).
+func TestWatchOutlivesItsWatches(t *testing.T) {
+	c := cluster(t)
+	ns := namespace(t, c)
+	createDataSource(t, c, ns, "billing")
+	createJob(t, c, ns, "long", "billing")
+	out, wait := watchRun(t, invocation{clock: clock.RealClock{}, watchTimeout: time.Second}, "-n", ns, "watch", "long")
+	waitFor(t, out, "waiting for the operator")
+	time.Sleep(2500 * time.Millisecond) // two watches have ended by now
+	setStatus(t, c, ns, "long", func(s *costv1.JobStatus) { s.Status, s.TotalTasks, s.RemainedTasks = costv1.JobInProgress, 2, 2 })
+	waitFor(t, out, "0/2 tasks")
+	time.Sleep(1500 * time.Millisecond)
+	setStatus(t, c, ns, "long", func(s *costv1.JobStatus) {
+		s.Status, s.RemainedTasks, s.Tasks = costv1.JobSuccess, 0, costv1.TaskCounts{Success: 2}
+	})
+	if r := wait(); r.code != ExitSuccess || !strings.Contains(r.stdout, "SUCCESS: 2/2 tasks finished") {
+		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
 

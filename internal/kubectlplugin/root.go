@@ -6,10 +6,14 @@
 package kubectlplugin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -70,6 +74,9 @@ type Options struct {
 	Terminal func(w io.Writer) (ok bool, width int)
 	// ConfigFlags are the kubeconfig flags; nil makes kubectl's.
 	ConfigFlags *genericclioptions.ConfigFlags
+	// WatchTimeout is how long the server keeps one watch of the Job open before
+	// the watch starts another (0: 5 minutes, as client-go's reflectors do).
+	WatchTimeout time.Duration
 }
 
 // Main runs the plugin with the process's arguments and streams, and returns its exit code.
@@ -77,7 +84,10 @@ func Main(args []string) int {
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
 	cmd := NewCommand(Options{Streams: streams})
 	cmd.SetArgs(args)
-	err := cmd.Execute()
+	// Ctrl-C ends a watch cleanly (the run goes on) rather than mid-frame.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := cmd.ExecuteContext(ctx)
 	if err != nil {
 		var e *exitError
 		if !errors.As(err, &e) || e.msg != "" {
@@ -99,6 +109,9 @@ func NewCommand(o Options) *cobra.Command {
 	}
 	if o.Terminal == nil {
 		o.Terminal = fileTerminal
+	}
+	if o.WatchTimeout <= 0 {
+		o.WatchTimeout = 5 * time.Minute
 	}
 	if o.ConfigFlags == nil {
 		o.ConfigFlags = genericclioptions.NewConfigFlags(true)

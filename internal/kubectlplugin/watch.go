@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
@@ -98,7 +99,8 @@ func (p *plugin) follow(ctx context.Context, c client.WithWatch, j *costv1.Job, 
 		w, err := c.Watch(ctx, &costv1.JobList{}, &client.ListOptions{
 			Namespace:     ns,
 			FieldSelector: fields.OneTermEqualSelector("metadata.name", name),
-			Raw:           &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true},
+			Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true,
+				TimeoutSeconds: ptr.To(int64(max(p.WatchTimeout/time.Second, 1)))},
 		})
 		if err != nil {
 			d.interrupt()

@@ -55,12 +55,13 @@ func kubectlPluginPath(t *testing.T) string {
 	return pluginDir
 }
 
-// pluginCmd is `kubectl --kubeconfig K --namespace NS costanalysis ARGS...`, with the
-// plugin on PATH.
+// pluginCmd is `kubectl costanalysis --kubeconfig K --namespace NS ARGS...`, with the
+// plugin on PATH (kubectl finds a plugin only when its name comes before any flag,
+// and hands it every argument after the name).
 func (k *kube) pluginCmd(ctx context.Context, args ...string) *exec.Cmd {
 	dir := kubectlPluginPath(k.t)
-	cmd := exec.CommandContext(ctx, env.Kubectl.Bin, append([]string{"--kubeconfig", env.Kubectl.Kubeconfig,
-		"--namespace", k.ns, "costanalysis"}, args...)...)
+	cmd := exec.CommandContext(ctx, env.Kubectl.Bin, append([]string{"costanalysis", "--kubeconfig", env.Kubectl.Kubeconfig,
+		"--namespace", k.ns}, args...)...)
 	cmd.Env = append(os.Environ(), "PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	return cmd
 }
