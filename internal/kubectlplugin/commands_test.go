@@ -435,8 +435,8 @@ func TestWatchExitsWithTheOutcome(t *testing.T) {
 				t.Errorf("terminal control characters in output that is not a terminal: %q", r.stdout)
 			}
 			// A finished run: watch says so at once, with the same code.
-			if r := runPlugin(t, "-n", ns, "watch", name); r.code != tc.code || !strings.HasPrefix(r.stdout, tc.summary) {
-				t.Errorf("watch of the finished Job: exit %d, stdout %q; want %d and the summary", r.code, r.stdout, tc.code)
+			if r := runPlugin(t, "-n", ns, "watch", name); r.code != tc.code || !strings.HasPrefix(r.stdout, tc.summary) || strings.Count(r.stdout, "\n") != 1 {
+				t.Errorf("watch of the finished Job: exit %d, stdout %q; want %d and the summary line alone", r.code, r.stdout, tc.code)
 			}
 		})
 	}

@@ -258,8 +258,11 @@ func summary(p progress) string {
 	if !p.StartedAt.IsZero() && p.FinishedAt.After(p.StartedAt) {
 		fmt.Fprintf(&b, ", in %s", formatDuration(p.FinishedAt.Sub(p.StartedAt)))
 	}
-	if p.ErrorCode != "" || p.ErrorMsg != "" {
+	switch {
+	case p.ErrorCode != "" && p.ErrorMsg != "":
 		fmt.Fprintf(&b, " (%s: %s)", p.ErrorCode, p.ErrorMsg)
+	case p.ErrorCode != "" || p.ErrorMsg != "":
+		fmt.Fprintf(&b, " (%s)", p.ErrorCode+p.ErrorMsg)
 	}
 	return b.String()
 }

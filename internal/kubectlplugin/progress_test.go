@@ -200,6 +200,10 @@ func TestSummary(t *testing.T) {
 	if got := summary(p); got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
+	p.ErrorMsg, p.StartedAt = "", time.Time{}
+	if got, want := summary(p), "FAILURE: 8/8 tasks finished, 1 failed, 0 records (ERROR_JOB_TASK)"; got != want {
+		t.Errorf("without a message or a start:\ngot  %q\nwant %q", got, want)
+	}
 }
 
 func TestOutcomeExitCodes(t *testing.T) {

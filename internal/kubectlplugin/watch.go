@@ -83,11 +83,13 @@ func outcome(s costv1.JobState) error {
 // again and watches on.
 func (p *plugin) follow(ctx context.Context, c client.WithWatch, j *costv1.Job, out io.Writer) error {
 	d := &display{out: out, terminal: p.Terminal, clock: p.Clock}
-	d.observe(j)
 	if j.Status.Status.Finished() {
+		// Nothing to follow: the summary says it all.
+		d.last = progressOf(j)
 		d.finish()
 		return outcome(j.Status.Status)
 	}
+	d.observe(j)
 	var tick <-chan time.Time
 	if ok, _ := p.Terminal(out); ok {
 		t := p.Clock.NewTicker(redrawInterval)
