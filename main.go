@@ -4,10 +4,12 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -30,6 +32,8 @@ func main() {
 	flag.BoolVar(&o.LeaderElect, "leader-elect", false, "Elect a leader, so that only one replica runs the controllers.")
 	flag.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "Name of the leader election Lease.")
 	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the manager's own).")
+	var watchNamespaces string
+	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces the manager watches (DataSources, Jobs, JobTasks, their batch Jobs and pods; the HTTP API answers for these only); empty: every namespace. Give it Roles in these namespaces instead of the cluster-wide manager ClusterRole (config/namespaced, or the chart's watchNamespaces).")
 	// The API server's Priority and Fairness is what shares it among clients; the
 	// client-side limit is a safety net against a runaway loop, set high enough not to
 	// slow a plan of thousands of JobTasks (200 QPS made a 10,000-task fan-out take 3
@@ -39,6 +43,8 @@ func main() {
 	flag.DurationVar(&o.PluginCallTimeout, "plugin-call-timeout", o.PluginCallTimeout, "Deadline of each plugin call.")
 	flag.DurationVar(&o.PlanRetryWindow, "plan-retry-window", o.PlanRetryWindow, "How long an unreachable plugin is retried for a Job's plan before the Job fails.")
 	flag.DurationVar(&o.RecheckInterval, "datasource-recheck-interval", o.RecheckInterval, "How often a DataSource's plugin is verified again.")
+	flag.DurationVar(&o.SecretCheckInterval, "secret-check-interval", o.SecretCheckInterval, "How often the resourceVersions of the Secrets DataSources name are read (one metadata GET per Secret) to verify a DataSource again when one changed; 0: only at --datasource-recheck-interval.")
+	flag.StringVar(&o.CollectorImage, "collector-image", "", "The task pods' image for a DataSource whose spec.collector names none; empty: such a DataSource's tasks fail with ERROR_TASK_POD.")
 	flag.IntVar(&o.PlanWorkers, "plan-workers", o.PlanWorkers, "JobTasks created concurrently while planning a Job.")
 	flag.IntVar(&o.JobWorkers, "job-workers", o.JobWorkers, "Jobs reconciled concurrently.")
 	flag.IntVar(&o.TaskWorkers, "jobtask-workers", o.TaskWorkers, "JobTasks reconciled concurrently.")
@@ -46,7 +52,7 @@ func main() {
 	flag.StringVar(&o.API.CertDir, "api-cert-dir", o.API.CertDir, "Directory holding the HTTP API's tls.crt and tls.key, reloaded when they change.")
 	flag.BoolVar(&o.API.SelfSigned, "api-self-signed", o.API.SelfSigned, "When --api-cert-dir is empty, serve the HTTP API with a self-signed certificate made at start (its SHA-256 fingerprint is logged).")
 	var defaultStore string
-	flag.StringVar(&defaultStore, "default-store-secret", "", "The default store: <namespace>/<name> of a Secret whose key \"dsn\" is a PostgreSQL DSN, used by DataSources without spec.store. Empty: none (such DataSources are not ready).")
+	flag.StringVar(&defaultStore, "default-store-secret", "", "The default store: <namespace>/<name> of a Secret whose key \"dsn\" is a PostgreSQL DSN, used by DataSources without spec.store; a bare <name> is in the manager's own namespace ($POD_NAMESPACE, or the service account's). Empty: none (such DataSources are not ready).")
 	var storeMaxConns int
 	flag.IntVar(&storeMaxConns, "store-max-conns", int(o.StoreMaxConns), "Most connections the manager opens to each store.")
 	flag.DurationVar(&o.CommitRetryWindow, "commit-retry-window", o.CommitRetryWindow, "How long a failing commit of a run's records is retried before the run fails with ERROR_COMMIT_FAILED and is rolled back.")
@@ -56,13 +62,19 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	setupLog := ctrl.Log.WithName("setup")
 	if defaultStore != "" {
-		ns, name, ok := strings.Cut(defaultStore, "/")
-		if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
-			setupLog.Error(nil, "--default-store-secret must be <namespace>/<name>", "value", defaultStore)
+		key, err := parseSecretRef(defaultStore, ownNamespace)
+		if err != nil {
+			setupLog.Error(err, "Invalid --default-store-secret", "value", defaultStore)
 			os.Exit(2)
 		}
-		o.DefaultStoreSecret = types.NamespacedName{Namespace: ns, Name: name}
+		o.DefaultStoreSecret = key
 	}
+	namespaces, err := parseNamespaces(watchNamespaces)
+	if err != nil {
+		setupLog.Error(err, "Invalid --watch-namespaces", "value", watchNamespaces)
+		os.Exit(2)
+	}
+	o.WatchNamespaces = namespaces
 	if storeMaxConns < 1 || storeMaxConns > 1000 {
 		setupLog.Error(nil, "--store-max-conns must be between 1 and 1000", "value", storeMaxConns)
 		os.Exit(2)
@@ -81,4 +93,56 @@ func main() {
 		setupLog.Error(err, "The manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+// serviceAccountNamespaceFile is where a pod finds its own namespace.
+const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// ownNamespace is the manager's namespace: $POD_NAMESPACE (the downward API), else
+// the service account's.
+func ownNamespace() (string, error) {
+	if ns := strings.TrimSpace(os.Getenv("POD_NAMESPACE")); ns != "" {
+		return ns, nil
+	}
+	b, err := os.ReadFile(serviceAccountNamespaceFile)
+	if err != nil {
+		return "", fmt.Errorf("a bare Secret name needs the manager's namespace: set POD_NAMESPACE or run in a pod: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// parseSecretRef reads <namespace>/<name>, or a bare <name> in the namespace own gives.
+func parseSecretRef(v string, own func() (string, error)) (types.NamespacedName, error) {
+	ns, name, qualified := strings.Cut(v, "/")
+	if !qualified {
+		ns, name = "", v
+		var err error
+		if ns, err = own(); err != nil {
+			return types.NamespacedName{}, err
+		}
+	}
+	for _, part := range []string{ns, name} {
+		if errs := validation.IsDNS1123Subdomain(part); len(errs) > 0 {
+			return types.NamespacedName{}, fmt.Errorf("want <namespace>/<name> or <name>: %q: %s", part, strings.Join(errs, "; "))
+		}
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, nil
+}
+
+// parseNamespaces reads a comma-separated list of namespace names.
+func parseNamespaces(v string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, ns := range strings.Split(v, ",") {
+		ns = strings.TrimSpace(ns)
+		if ns == "" || seen[ns] {
+			continue
+		}
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return nil, fmt.Errorf("%q is not a namespace name: %s", ns, strings.Join(errs, "; "))
+		}
+		seen[ns] = true
+		out = append(out, ns)
+	}
+	return out, nil
 }

@@ -18,18 +18,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-
-	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
-	"github.com/costops/cost-analysis-operator/internal/indexes"
 	"github.com/costops/cost-analysis-operator/internal/plugin"
 	"github.com/costops/cost-analysis-operator/internal/store"
 )
 
 // DataSourceReconciler checks that a DataSource's plugin accepts its options and
 // secret (the plugin's verify) and reports it in the PluginReady condition. It checks
-// again when the DataSource or one of its Secrets changes, and every recheck interval.
+// again when the DataSource changes, when one of its Secrets changes (noticed by a
+// poller of the Secrets' versions, datasource_secrets.go: the manager does not watch
+// Secrets), and every recheck interval.
 type DataSourceReconciler struct {
 	client    client.Client
 	apiReader client.Reader
@@ -40,7 +40,8 @@ type DataSourceReconciler struct {
 	recheckInterval time.Duration
 	retryInterval   time.Duration
 
-	stores *Stores
+	stores  *Stores
+	secrets *secretPoller
 }
 
 var _ reconcile.Reconciler = (*DataSourceReconciler)(nil)
@@ -56,6 +57,13 @@ func WithRecheckInterval(d time.Duration) DataSourceOption {
 // WithVerifyRetryInterval sets how soon a failed verify is tried again.
 func WithVerifyRetryInterval(d time.Duration) DataSourceOption {
 	return func(r *DataSourceReconciler) { r.retryInterval = d }
+}
+
+// WithSecretCheckInterval sets how often the versions of the DataSources' Secrets
+// are compared with those their last check read; 0 turns that off (a changed
+// Secret is then noticed at the next recheck).
+func WithSecretCheckInterval(d time.Duration) DataSourceOption {
+	return func(r *DataSourceReconciler) { r.secrets.interval = d }
 }
 
 // WithVerifyTimeout sets the deadline of verify and init calls.
@@ -78,6 +86,7 @@ func NewDataSourceReconciler(mgr manager.Manager, plugins *plugin.Pool, opts ...
 		callTimeout:     30 * time.Second,
 		recheckInterval: 10 * time.Minute,
 		retryInterval:   30 * time.Second,
+		secrets:         newSecretPoller(mgr.GetAPIReader(), 10*time.Second),
 	}
 	for _, o := range opts {
 		o(r)
@@ -85,44 +94,38 @@ func NewDataSourceReconciler(mgr manager.Manager, plugins *plugin.Pool, opts ...
 	return r
 }
 
-// SetupWithManager registers the controller. Secrets are watched by their metadata
-// only: the manager never caches secret data.
+// SetupWithManager registers the controller and the poller of its Secrets' versions.
 func (r *DataSourceReconciler) SetupWithManager(mgr manager.Manager) error {
+	if err := mgr.Add(r.secrets); err != nil {
+		return err
+	}
 	return builder.ControllerManagedBy(mgr).
 		Named("datasource").
 		For(&costv1.DataSource{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToDataSources)).
+		WatchesRawSource(source.Channel(r.secrets.events, &handler.TypedEnqueueRequestForObject[*costv1.DataSource]{})).
 		Complete(r)
-}
-
-func (r *DataSourceReconciler) secretToDataSources(ctx context.Context, o client.Object) []reconcile.Request {
-	var list costv1.DataSourceList
-	if err := r.client.List(ctx, &list, client.InNamespace(o.GetNamespace()),
-		client.MatchingFields{indexes.DataSourceSecret: o.GetName()}); err != nil {
-		log.FromContext(ctx).Error(err, "Listing the DataSources of a Secret")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-	}
-	return reqs
 }
 
 // Reconcile verifies the plugin and writes the PluginReady condition.
 func (r *DataSourceReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	ds := &costv1.DataSource{}
 	if err := r.client.Get(ctx, req.NamespacedName, ds); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.secrets.forget(req.NamespacedName)
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if !ds.DeletionTimestamp.IsZero() {
+		r.secrets.forget(req.NamespacedName)
 		return reconcile.Result{}, nil
 	}
 	orig := ds.DeepCopy()
-	cond, metadata := r.verify(ctx, ds)
+	secrets := &recordingReader{Reader: r.apiReader, seen: secretVersions{}}
+	defer r.secrets.remember(req.NamespacedName, secrets.seen)
+	cond, metadata := r.verify(ctx, secrets, ds)
 	cond.ObservedGeneration = ds.Generation
 	meta.SetStatusCondition(&ds.Status.Conditions, cond)
-	storeCond := r.checkStore(ctx, ds)
+	storeCond := r.checkStore(ctx, secrets, ds)
 	storeCond.ObservedGeneration = ds.Generation
 	meta.SetStatusCondition(&ds.Status.Conditions, storeCond)
 	ds.Status.ObservedGeneration = ds.Generation
@@ -153,9 +156,9 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 // applied (StoreReady), and applies its retention while it is there: records
 // older than spec.store.retention months (default 12) and rollup rows older than
 // 36 months are deleted, and month partitions left empty are dropped.
-func (r *DataSourceReconciler) checkStore(ctx context.Context, ds *costv1.DataSource) metav1.Condition {
+func (r *DataSourceReconciler) checkStore(ctx context.Context, secrets client.Reader, ds *costv1.DataSource) metav1.Condition {
 	cond := metav1.Condition{Type: costv1.ConditionStoreReady, Status: metav1.ConditionFalse}
-	tgt, serr := resolveStore(ctx, r.apiReader, ds, r.stores)
+	tgt, serr := resolveStore(ctx, secrets, ds, r.stores)
 	if serr != nil {
 		cond.Reason, cond.Message = serr.Reason, serr.Error()
 		return cond
@@ -194,10 +197,11 @@ func (r *DataSourceReconciler) checkStore(ctx context.Context, ds *costv1.DataSo
 	return cond
 }
 
-// verify calls the plugin's verify (and init, for its metadata).
-func (r *DataSourceReconciler) verify(ctx context.Context, ds *costv1.DataSource) (metav1.Condition, *runtime.RawExtension) {
+// verify calls the plugin's verify (and init, for its metadata). Its Secrets are
+// read through secrets, the API reader.
+func (r *DataSourceReconciler) verify(ctx context.Context, secrets client.Reader, ds *costv1.DataSource) (metav1.Condition, *runtime.RawExtension) {
 	cond := metav1.Condition{Type: costv1.ConditionPluginReady, Status: metav1.ConditionFalse}
-	in, ierr := resolvePluginInputs(ctx, r.apiReader, ds, r.callTimeout)
+	in, ierr := resolvePluginInputs(ctx, secrets, ds, r.callTimeout)
 	if ierr != nil {
 		cond.Reason, cond.Message = ierr.Reason, ierr.Error()
 		return cond, nil

@@ -34,14 +34,35 @@ const (
 	DefaultTaskRetryLimit = 0
 )
 
-// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobs,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobs/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobtasks,verbs=get;list;watch;create;delete
+// The manager's RBAC, verb by verb (config/rbac/role.yaml is generated from these
+// markers; the README's RBAC table says the same). Jobs are read through the cache;
+// patch: a run under the Replace policy cancels the run it replaces
+// (job_controller_claim.go), and the HTTP API's cancel sets spec.cancel.
+// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobs,verbs=get;list;watch;patch
+// The Job's status: one merge patch per reconcile that changed it.
+// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobs/status,verbs=patch
+// JobTasks and the Job's store Secret are owned by the Job with blockOwnerDeletion,
+// which the OwnerReferencesPermissionEnforcement admission plugin allows only to
+// whoever may update the owner's finalizers.
+// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobs/finalizers,verbs=update
+// JobTasks: created by the plan (deleted by the garbage collector with their Job).
+// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobtasks,verbs=get;list;watch;create
+// DataSources are read through the cache; their status is patched when a run
+// claims or releases its DataSource (status.active) and on SUCCESS
+// (lastSynchronizedAt).
 // +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=datasources,verbs=get;list;watch
-// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=datasources/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=datasources/status,verbs=patch
+// Secrets: get, one at a time and never cached, of the Secrets a DataSource names
+// (plugin secret, plugin CA, store) and of the default store's; create and update of
+// a Job's own copy of the default store's Secret (<job>-store, store.go), which its
+// task pods read. No list or watch: a changed Secret is noticed by comparing
+// versions (datasource_secrets.go). RBAC cannot narrow create to a name, nor get
+// and update to names chosen by users and Jobs; the namespaced install narrows
+// them to the watched namespaces.
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create;update
+// Events about Jobs, JobTasks and DataSources (events.k8s.io: create, and patch to
+// count a repeated event).
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // JobReconciler runs a Job: it plans the run with the plugin, creates the JobTasks,
 // aggregates their outcome into the Job's status and ends the run.

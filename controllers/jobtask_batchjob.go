@@ -36,6 +36,9 @@ type batchJobInput struct {
 	Settings runSettings
 	Deadline time.Time // the Job's own deadline
 	Now      time.Time
+	// DefaultImage is the collector image of a DataSource whose template names
+	// none (the manager's --collector-image).
+	DefaultImage string
 }
 
 // buildBatchJob renders a task's batch Job from the DataSource's collector template
@@ -71,9 +74,13 @@ func buildBatchJob(in batchJobInput) *batchv1.Job {
 			userEnv = append(userEnv, e)
 		}
 	}
+	image := c.Image
+	if image == "" {
+		image = in.DefaultImage
+	}
 	container := corev1.Container{
 		Name:                     taskpod.ContainerName,
-		Image:                    c.Image,
+		Image:                    image,
 		ImagePullPolicy:          c.ImagePullPolicy,
 		Command:                  c.Command,
 		Args:                     c.Args,

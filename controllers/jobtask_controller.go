@@ -32,10 +32,19 @@ import (
 	"github.com/costops/cost-analysis-operator/internal/metrics"
 )
 
+// RBAC of the JobTask controller (see job_controller.go for the rest). JobTasks are
+// read through the cache, and their status patched once per change.
 // +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobtasks,verbs=get;list;watch
-// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobtasks/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete;deletecollection
+// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobtasks/status,verbs=patch
+// A task's batch Job is owned by its JobTask with blockOwnerDeletion (see jobs/finalizers).
+// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobtasks/finalizers,verbs=update
+// Task batch Jobs: cached (list, watch; only the operator's, by label), created when
+// a task is admitted, deleted when its run ends early.
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=list;watch;create;delete
+// Task pods: cached (list, watch; only the operator's, by label) for their
+// termination message, and listed live when the cache may be behind;
+// deletecollection stops a task's pods at once when its run ends early.
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list;watch;deletecollection
 
 // JobTaskReconciler runs one JobTask as a batch/v1 Job, within its Job's parallelism,
 // and maps the batch Job's outcome and its pod's termination message back into the
@@ -57,6 +66,8 @@ type JobTaskReconciler struct {
 	created sync.Map // types.UID -> time.Time of the create
 
 	maxConcurrent int
+	// collectorImage is the image of task pods whose DataSource names none.
+	collectorImage string
 }
 
 var _ reconcile.Reconciler = (*JobTaskReconciler)(nil)
@@ -72,6 +83,12 @@ func WithTaskClock(c clock.PassiveClock) JobTaskOption {
 // WithMaxConcurrentTasks sets how many JobTasks are reconciled at once.
 func WithMaxConcurrentTasks(n int) JobTaskOption {
 	return func(r *JobTaskReconciler) { r.maxConcurrent = n }
+}
+
+// WithCollectorImage sets the collector image of task pods whose DataSource's
+// spec.collector names none (the manager's --collector-image).
+func WithCollectorImage(image string) JobTaskOption {
+	return func(r *JobTaskReconciler) { r.collectorImage = image }
 }
 
 // NewJobTaskReconciler returns a JobTaskReconciler and the admission ledger it shares
@@ -249,6 +266,12 @@ func (r *JobTaskReconciler) startTask(ctx context.Context, task *costv1.JobTask,
 		st.FinishedAt, st.UpdatedAt = &now, &now
 		return reconcile.Result{}, r.writeStatus(ctx, task, st, jobKey)
 	}
+	if ds.Spec.Collector.Image == "" && r.collectorImage == "" {
+		st := *task.Status.DeepCopy()
+		failTask(&st, costv1.ErrorTaskPod, "DataSource "+ds.Name+" names no spec.collector.image and the operator has no default (--collector-image)")
+		st.FinishedAt, st.UpdatedAt = &now, &now
+		return reconcile.Result{}, r.writeStatus(ctx, task, st, jobKey)
+	}
 	if job.Status.Ending != nil {
 		return reconcile.Result{}, nil // the run is being committed: nothing more starts
 	}
@@ -265,7 +288,7 @@ func (r *JobTaskReconciler) startTask(ctx context.Context, task *costv1.JobTask,
 	if job.Status.StartedAt != nil {
 		deadline = job.Status.StartedAt.Add(settings.Timeout)
 	}
-	bj := buildBatchJob(batchJobInput{Task: task, Job: job, DS: ds, Settings: settings, Deadline: deadline, Now: now.Time})
+	bj := buildBatchJob(batchJobInput{Task: task, Job: job, DS: ds, Settings: settings, Deadline: deadline, Now: now.Time, DefaultImage: r.collectorImage})
 	if err := r.client.Create(ctx, bj); err != nil && !apierrors.IsAlreadyExists(err) {
 		r.ledger.Release(jobKey, task.Name)
 		return reconcile.Result{}, err

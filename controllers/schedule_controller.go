@@ -29,7 +29,12 @@ import (
 	"github.com/costops/cost-analysis-operator/internal/schedule"
 )
 
+// RBAC of the schedule controller (see job_controller.go for the rest): it creates
+// a DataSource's scheduled and sync-now Jobs, deletes those beyond the history
+// limits, and patches the DataSource's schedule status (datasources/status).
 // +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobs,verbs=create;delete
+// Scheduled Jobs are owned by their DataSource with blockOwnerDeletion (see jobs/finalizers).
+// +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=datasources/finalizers,verbs=update
 
 // ScheduleReconciler makes DataSources sync themselves: it creates a Job when the
 // schedule is due (named after the scheduled time, so that no manager can create

@@ -111,6 +111,7 @@ func testOptions() operator.Options {
 	o.MetricsAddr, o.ProbeAddr, o.API.BindAddress = "0", "0", "0"
 	o.PluginCallTimeout = 5 * time.Second
 	o.PlanRetryWindow = 3 * time.Second
+	o.SecretCheckInterval = time.Second // a changed Secret is noticed within the tests' waits
 	o.SkipNameValidation = true
 	return o
 }

@@ -67,11 +67,13 @@ type SecretKeySelector struct {
 // CollectorSpec is the pod template of every task's batch Job: the container that
 // runs the collector for one task, and where it may run.
 type CollectorSpec struct {
-	// Image of the collector container.
+	// Image of the collector container. Unset: the operator's default collector
+	// image (the manager's --collector-image, which `make deploy` and the Helm chart
+	// set to the collector image of the same release).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
-	// +required
-	Image string `json:"image"`
+	// +optional
+	Image string `json:"image,omitempty"`
 	// ImagePullPolicy of the collector container.
 	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
 	// +optional
@@ -158,9 +160,10 @@ type DataSourceSpec struct {
 	// Plugin is the SpaceONE cost-analysis plugin that plans and collects the data.
 	// +required
 	Plugin PluginSpec `json:"plugin"`
-	// Collector is the pod template of every task's batch Job.
-	// +required
-	Collector CollectorSpec `json:"collector"`
+	// Collector is the pod template of every task's batch Job. Unset: the
+	// operator's default collector image and nothing else.
+	// +optional
+	Collector CollectorSpec `json:"collector,omitempty"`
 	// JobDefaults apply to every Job of this DataSource that does not override them.
 	// +optional
 	JobDefaults JobDefaults `json:"jobDefaults,omitempty"`

@@ -94,11 +94,11 @@ func TestCreateValidation(t *testing.T) {
 			ds.Spec.Plugin.Endpoint = "grpc://plugin"
 			return ds
 		}, wantErr: "plugin.endpoint must be host:port"},
-		"a DataSource without a collector image is refused": {obj: func(ns string) client.Object {
+		"a DataSource without a collector image is accepted: the operator's --collector-image is used": {obj: func(ns string) client.Object {
 			ds := goodDataSource(ns)
 			ds.Spec.Collector.Image = ""
 			return ds
-		}, wantErr: "spec.collector.image"},
+		}},
 		"a DataSource with an unknown failure policy is refused": {obj: func(ns string) client.Object {
 			ds := goodDataSource(ns)
 			ds.Spec.JobDefaults.FailurePolicy = "Retry"

@@ -26,9 +26,11 @@ import (
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 )
 
-// The manager asks the cluster who a caller is and what it may do.
-// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
-// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+// The manager asks the cluster who a caller is and what it may do: create on
+// tokenreviews and subjectaccessreviews, which are cluster-scoped. That grant is
+// written by hand in config/rbac/auth_role.yaml, a ClusterRole of its own, so that
+// the generated manager-role holds namespaced resources only and the namespaced
+// install can turn it into Roles.
 
 // Options are the caches' lifetimes.
 type Options struct {

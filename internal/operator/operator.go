@@ -5,6 +5,7 @@ package operator
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -51,13 +52,25 @@ type Options struct {
 	LeaderElect             bool
 	LeaderElectionID        string
 	LeaderElectionNamespace string
+	// WatchNamespaces limits the manager to these namespaces (its cache, and so
+	// every controller and the HTTP API); empty: the whole cluster. The leader
+	// election Lease and the default store's Secret are outside the cache and
+	// stay where they are (by default the manager's own namespace).
+	WatchNamespaces []string
 
 	PluginCallTimeout time.Duration
 	PlanRetryWindow   time.Duration
 	RecheckInterval   time.Duration
-	PlanWorkers       int
-	JobWorkers        int
-	TaskWorkers       int
+	// SecretCheckInterval is how often the versions of the Secrets DataSources
+	// name are compared with those their last check read (one metadata GET per
+	// Secret); 0: a changed Secret waits for RecheckInterval.
+	SecretCheckInterval time.Duration
+	// CollectorImage is the task pods' image when a DataSource's spec.collector
+	// names none; empty: such a DataSource's tasks fail with ERROR_TASK_POD.
+	CollectorImage string
+	PlanWorkers    int
+	JobWorkers     int
+	TaskWorkers    int
 
 	// DefaultStoreSecret is the Secret (key "dsn") of the store used by DataSources
 	// that name none; empty: none (such DataSources are not ready).
@@ -80,20 +93,21 @@ type Options struct {
 // DefaultOptions are the flags' defaults.
 func DefaultOptions() Options {
 	return Options{
-		MetricsAddr:       ":8080",
-		MetricsSecure:     true,
-		Auth:              kubeauth.DefaultOptions(),
-		ProbeAddr:         ":8081",
-		LeaderElectionID:  "cost-analysis-operator.costops.dev",
-		PluginCallTimeout: 30 * time.Second,
-		PlanRetryWindow:   2 * time.Minute,
-		RecheckInterval:   10 * time.Minute,
-		PlanWorkers:       32,
-		JobWorkers:        4,
-		TaskWorkers:       16,
-		StoreMaxConns:     8,
-		CommitRetryWindow: 10 * time.Minute,
-		API:               spaceone.DefaultOptions(),
+		MetricsAddr:         ":8080",
+		MetricsSecure:       true,
+		Auth:                kubeauth.DefaultOptions(),
+		ProbeAddr:           ":8081",
+		LeaderElectionID:    "cost-analysis-operator.costops.dev",
+		PluginCallTimeout:   30 * time.Second,
+		PlanRetryWindow:     2 * time.Minute,
+		RecheckInterval:     10 * time.Minute,
+		SecretCheckInterval: 10 * time.Second,
+		PlanWorkers:         32,
+		JobWorkers:          4,
+		TaskWorkers:         16,
+		StoreMaxConns:       8,
+		CommitRetryWindow:   10 * time.Minute,
+		API:                 spaceone.DefaultOptions(),
 	}
 }
 
@@ -132,8 +146,13 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        o.LeaderElectionID,
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		// A replica that stops gives the Lease up, so another takes over at once
+		// rather than after the Lease expires; safe because the process exits
+		// when the manager returns.
+		LeaderElectionReleaseOnCancel: true,
 		Cache: cache.Options{
-			DefaultTransform: cache.TransformStripManagedFields(),
+			DefaultNamespaces: watchedNamespaces(o.WatchNamespaces),
+			DefaultTransform:  cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
 				&batchv1.Job{}: {Label: taskSelector, Transform: slimBatchJob},
 				&corev1.Pod{}:  {Label: taskSelector, Transform: slimPod},
@@ -151,8 +170,12 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	}
 	metrics.Register(mgr.GetCache(), controllers.RunTimeout, mgr.Elected())
 
+	// What runs where with leader election: the cache, the HTTP API
+	// (spaceone.Server), the metrics and the probes run on every replica; the
+	// controllers and the DataSources' Secret poller on the leader only. The
+	// closers below run everywhere, so that a replica that never led closes too.
 	plugins := plugin.NewPool()
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+	if err := mgr.Add(onEveryReplica(func(ctx context.Context) error {
 		<-ctx.Done()
 		plugins.Close()
 		return nil
@@ -161,7 +184,7 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	}
 
 	stores := &controllers.Stores{Registry: store.NewRegistry(o.StoreMaxConns), Default: o.DefaultStoreSecret}
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+	if err := mgr.Add(onEveryReplica(func(ctx context.Context) error {
 		<-ctx.Done()
 		stores.Registry.Close()
 		return nil
@@ -169,7 +192,8 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 		return nil, err
 	}
 
-	taskReconciler, ledger := controllers.NewJobTaskReconciler(mgr, controllers.WithMaxConcurrentTasks(o.TaskWorkers))
+	taskReconciler, ledger := controllers.NewJobTaskReconciler(mgr, controllers.WithMaxConcurrentTasks(o.TaskWorkers),
+		controllers.WithCollectorImage(o.CollectorImage))
 	if err := taskReconciler.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
@@ -185,6 +209,7 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	}
 	if err := controllers.NewDataSourceReconciler(mgr, plugins,
 		controllers.WithRecheckInterval(o.RecheckInterval),
+		controllers.WithSecretCheckInterval(o.SecretCheckInterval),
 		controllers.WithVerifyTimeout(o.PluginCallTimeout),
 		controllers.WithDataSourceStores(stores),
 	).SetupWithManager(mgr); err != nil {
@@ -203,11 +228,41 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	// Ready once the informer cache has synced: every replica's HTTP API answers
+	// from it, so the API Service sends no call to a replica still filling it.
+	if err := mgr.AddReadyzCheck("cache", func(req *http.Request) error {
+		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
+		defer cancel()
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
+			return errors.New("the informer cache has not synced yet")
+		}
+		return nil
+	}); err != nil {
 		return nil, err
 	}
 	return mgr, nil
 }
+
+// watchedNamespaces is the cache's DefaultNamespaces: nil (every namespace) when
+// none are given.
+func watchedNamespaces(names []string) map[string]cache.Config {
+	if len(names) == 0 {
+		return nil
+	}
+	out := make(map[string]cache.Config, len(names))
+	for _, ns := range names {
+		out[ns] = cache.Config{}
+	}
+	return out
+}
+
+// onEveryReplica is a runnable that runs whether or not this replica leads.
+type onEveryReplica func(ctx context.Context) error
+
+func (f onEveryReplica) Start(ctx context.Context) error { return f(ctx) }
+
+// NeedLeaderElection implements manager.LeaderElectionRunnable.
+func (onEveryReplica) NeedLeaderElection() bool { return false }
 
 // slimPod keeps what the JobTask controller reads of a task pod (its labels, owner and
 // status) and drops the rest, so that a large Job costs little memory.
