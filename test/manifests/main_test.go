@@ -4,7 +4,8 @@
 // with `kubectl apply --dry-run=server` to an envtest kube-apiserver (with the CRDs
 // installed), their RBAC is read for what it grants (Secrets above all) and asked
 // of the API server (`kubectl auth can-i`), and the manager is run under that RBAC
-// alone, impersonating its ServiceAccount, in both install modes.
+// alone, impersonating its ServiceAccount, in both install modes, and as two
+// replicas of which the one that does not lead still serves the HTTP API.
 package manifests_test
 
 import (

@@ -21,6 +21,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
 	"github.com/costops/cost-analysis-operator/internal/operator"
@@ -62,6 +63,8 @@ func init() {
 // the test.
 func TestManagerRunsOnItsOwnRBAC(t *testing.T) {
 	dsn := pgtest.Start(t) // skips, or under CI=true fails, without PostgreSQL
+	mark := logMark()
+	defer noRefusals(t, mark)
 	ensureNamespace(t, releaseNamespace)
 	ensureNamespace(t, "other")
 	store := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: releaseNamespace, Name: "cost-analysis-store"},
@@ -73,13 +76,13 @@ func TestManagerRunsOnItsOwnRBAC(t *testing.T) {
 	t.Run("cluster-wide (config/default)", func(t *testing.T) {
 		ns := "run-cluster-wide"
 		ensureNamespace(t, ns)
-		stop := runManagerAs(t, "config/default", nil)
+		_, stop := runManagerAs(t, "config/default", nil)
 		defer stop()
 		exerciseManager(t, ns)
 	})
 
 	t.Run("namespaced (config/namespaced)", func(t *testing.T) {
-		stop := runManagerAs(t, "config/namespaced", []string{namespacedWatch})
+		_, stop := runManagerAs(t, "config/namespaced", []string{namespacedWatch})
 		defer stop()
 		// A DataSource and Job outside the watched namespace are not the manager's.
 		createDataSource(t, "other", "ignored", `{"tasks": 0}`)
@@ -93,15 +96,12 @@ func TestManagerRunsOnItsOwnRBAC(t *testing.T) {
 			t.Errorf("a Job outside the watched namespaces was run: %s", j.Status.Status)
 		}
 	})
-
-	if strings.Contains(strings.ToLower(managerLog.String()), "forbidden") {
-		t.Errorf("the manager was refused a call:\n%s", forbiddenLines(managerLog.String()))
-	}
 }
 
 // runManagerAs applies the RBAC of the install in dir and starts the manager as its
-// ServiceAccount, with leader election in the release namespace.
-func runManagerAs(t *testing.T, dir string, watch []string) (stop func()) {
+// ServiceAccount, with leader election in the release namespace; mutate changes its
+// options.
+func runManagerAs(t *testing.T, dir string, watch []string, mutate ...func(*operator.Options)) (mgr manager.Manager, stop func()) {
 	t.Helper()
 	rbac := rbacOnly(t, kustomize(t, dir))
 	if out, err := kubectlOn(t, rbac, "apply", "--server-side", "-f", "-"); err != nil {
@@ -120,6 +120,9 @@ func runManagerAs(t *testing.T, dir string, watch []string) (stop func()) {
 	o.SecretCheckInterval = time.Second
 	o.PluginCallTimeout, o.PlanRetryWindow = 5*time.Second, 5*time.Second
 	o.SkipNameValidation = true
+	for _, m := range mutate {
+		m(&o)
+	}
 	mgr, err := operator.New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
@@ -132,15 +135,24 @@ func runManagerAs(t *testing.T, dir string, watch []string) (stop func()) {
 			t.Errorf("manager: %v", err)
 		}
 	}()
+	// The RBAC goes when the test ends, after every manager of the test stopped.
+	t.Cleanup(func() {
+		if out, err := kubectlOn(t, rbac, "delete", "--ignore-not-found", "--wait", "-f", "-"); err != nil {
+			t.Errorf("deleting the RBAC: %v\n%s", err, out)
+		}
+	})
 	var once sync.Once
-	return func() {
-		once.Do(func() {
-			cancel()
-			<-done
-			if out, err := kubectlOn(t, rbac, "delete", "--wait", "-f", "-"); err != nil {
-				t.Errorf("deleting the RBAC: %v\n%s", err, out)
-			}
-		})
+	return mgr, func() { once.Do(func() { cancel(); <-done }) }
+}
+
+// logMark is where the managers' log stands now; noRefusals fails the test if any
+// call was refused since.
+func logMark() int { return len(managerLog.String()) }
+
+func noRefusals(t *testing.T, mark int) {
+	t.Helper()
+	if since := managerLog.String()[mark:]; strings.Contains(strings.ToLower(since), "forbidden") {
+		t.Errorf("the manager was refused a call:\n%s", forbiddenLines(since))
 	}
 }
 
