@@ -223,7 +223,8 @@ capture Job/actions job_committing.yaml cajob/billing-own-store-2026-09
 wait_for cads/billing-own-store '{.status.conditions[?(@.type=="StoreReady")].status}' False
 capture DataSource datasource_store_unavailable.yaml cads/billing-own-store
 
-# The scheduled sample of config/samples, with this cluster's plugin.
+# The scheduled sample of config/samples (and its Secret), with this cluster's plugin.
+k apply -f "$root/config/samples/v1_secret.yaml" >/dev/null
 sed "s|endpoint: 10.201.0.1:50051|endpoint: $plugin_addr|" "$root/config/samples/v1_datasource_scheduled.yaml" | k apply -f - >/dev/null
 wait_for cads/scheduled-billing '{.status.conditions[?(@.type=="PluginReady")].status}' True
 for ((i = 0; i < 100; i++)); do [[ -n "$(k get cads scheduled-billing -o 'jsonpath={.status.nextScheduleTime}')" ]] && break; sleep 0.2; done

@@ -19,10 +19,14 @@ local function describe(c)
 end
 
 local generation = obj.metadata.generation
-local observed = st.observedGeneration or 0
-if generation ~= nil and observed < generation then
+if generation ~= nil and st.observedGeneration == nil then
   hs.status = "Progressing"
-  hs.message = "Waiting for the operator to check generation " .. generation .. " (status is of generation " .. observed .. ")"
+  hs.message = "Waiting for the operator to check the plugin and the store"
+  return hs
+end
+if generation ~= nil and st.observedGeneration < generation then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to check generation " .. generation .. " (status is of generation " .. st.observedGeneration .. ")"
   return hs
 end
 

@@ -83,7 +83,7 @@ if state == "FAILURE" or state == "TIMEOUT" or state == "CANCELED" then
   local err = errorText(st.errorCode, st.errorMessage)
   hs.message = state
   if err ~= "" then hs.message = hs.message .. ": " .. err end
-  hs.message = hs.message .. " (" .. progress() .. ")"
+  hs.message = hs.message .. "; " .. progress()
   return hs
 end
 

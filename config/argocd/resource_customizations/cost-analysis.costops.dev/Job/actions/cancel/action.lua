@@ -3,14 +3,14 @@
 -- spec.cancel cannot be set back to false.
 local st = obj.status or {}
 local state = st.status or ""
-if obj.spec.cancel == true then
-  error("Job " .. obj.metadata.name .. " is already being canceled", 0)
-end
 if state ~= "" and state ~= "IN_PROGRESS" then
   error("Job " .. obj.metadata.name .. " already finished " .. state .. ": there is nothing to cancel", 0)
 end
 if st.ending ~= nil then
   error("Job " .. obj.metadata.name .. " is already ending " .. (st.ending.status or "") .. ": there is nothing to cancel", 0)
+end
+if obj.spec.cancel == true then
+  error("Job " .. obj.metadata.name .. " is already being canceled", 0)
 end
 obj.spec.cancel = true
 return obj
