@@ -115,11 +115,11 @@ func ownNamespace() (string, error) {
 func parseSecretRef(v string, own func() (string, error)) (types.NamespacedName, error) {
 	ns, name, qualified := strings.Cut(v, "/")
 	if !qualified {
-		ns, name = "", v
 		var err error
 		if ns, err = own(); err != nil {
 			return types.NamespacedName{}, err
 		}
+		name = v
 	}
 	for _, part := range []string{ns, name} {
 		if errs := validation.IsDNS1123Subdomain(part); len(errs) > 0 {
