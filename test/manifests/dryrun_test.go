@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // ensureNamespace creates a namespace (a dry run creates none, and what is applied
@@ -33,7 +34,19 @@ func dryRun(t *testing.T, stream []byte, args ...string) (string, error) {
 // installs, the chart's, and the samples. The CRDs are installed (envtest) and the
 // namespaces exist, as they would after `make install` or on a real cluster.
 func TestManifestsPassServerSideDryRun(t *testing.T) {
-	ensureNamespace(t, releaseNamespace)
+	// The release namespace as make deploy leaves it: labelled for restricted Pod
+	// Security, so the API server checks the manager's pod template against it.
+	ns := ofKind(objects(t, kustomize(t, "config/default")), "Namespace")
+	if len(ns) != 1 || ns[0].GetLabels()["pod-security.kubernetes.io/enforce"] != "restricted" {
+		t.Fatalf("config/default renders %d Namespaces, want one that enforces restricted Pod Security", len(ns))
+	}
+	nsYAML, err := yaml.Marshal(ns[0].Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := kubectlOn(t, nsYAML, "apply", "--server-side", "-f", "-"); err != nil {
+		t.Fatalf("creating the release namespace: %v\n%s", err, out)
+	}
 	renders := map[string]func(t *testing.T) []byte{
 		"kubectl kustomize config/default":    func(t *testing.T) []byte { return kustomize(t, "config/default") },
 		"kubectl kustomize config/namespaced": func(t *testing.T) []byte { return kustomize(t, "config/namespaced") },
@@ -48,6 +61,9 @@ func TestManifestsPassServerSideDryRun(t *testing.T) {
 			out, err := dryRun(t, stream)
 			if err != nil {
 				t.Fatalf("dry run refused: %v\n%s", err, out)
+			}
+			if strings.Contains(out, "PodSecurity") || strings.Contains(out, "Warning") {
+				t.Errorf("the API server warned:\n%s", out)
 			}
 			// Every object was seen by the server.
 			for _, o := range objects(t, stream) {
