@@ -9,7 +9,10 @@
 #   - 3 fake (kwok) nodes, where kwok's controller plays the kubelet, for scale tests.
 #     While the real node runs they carry the taint kwok.x-k8s.io/node=fake:NoSchedule,
 #     so only pods that tolerate it (and select type=kwok) land there.
-# Nothing is downloaded; the control plane listens on 127.0.0.1.
+# Nothing is downloaded; the control plane listens on 127.0.0.1. With the real node,
+# Services route and resolve for its pods: kube-proxy and CoreDNS run beside its
+# kubelet (hack/node.sh says how), in the cluster's own Service CIDR (10.96.c.0/24 for
+# the node's subnet 10.201.c.0/24), so that two clusters on one machine coexist.
 #
 #   hack/cluster.sh up            # start it (or re-apply the CRDs and re-import the images)
 #   hack/cluster.sh down          # stop it and remove .cluster/
@@ -125,14 +128,21 @@ component_patches() {
   arg kube-apiserver kubelet-client-certificate "$pki/admin.crt"
   arg kube-apiserver kubelet-client-key "$pki/admin.key"
   arg kube-apiserver kubelet-certificate-authority "$pki/ca.crt"
-  # kube-apiserver derives its advertise address from the default route; a machine
-  # without one (fully offline) needs it given.
-  if ! has_default_route; then
-    local addr
-    addr=$(hostname -I 2>/dev/null | awk '{print $1}' || true)
-    log "no default route: kube-apiserver --advertise-address=${addr:=192.0.2.1}"
-    arg kube-apiserver advertise-address "$addr"
-  fi
+  # Services: the cluster's own Service CIDR (hack/node.sh routes it to this cluster's
+  # kube-proxy), and the `kubernetes` Service's endpoint at the host address of the real
+  # node's bridge, where hack/node.sh relays to the API server (which listens on
+  # 127.0.0.1 only). Its serving certificate names both (kubeApiserverCertSANs).
+  arg kube-apiserver service-cluster-ip-range "$(address service_cidr)"
+  arg kube-apiserver advertise-address "$(address host_address)"
+}
+
+# address <name>: one of the cluster's addresses (hack/node.sh addresses), whether or
+# not its real node runs.
+address() {
+  local v
+  v=$("$root/hack/node.sh" addresses | awk -v k="$1" '$1 == k {print $2}')
+  [[ -n "$v" ]] || die "hack/node.sh addresses gives no $1"
+  echo "$v"
 }
 
 # write_config <file>: kwokctl's config: the options that have no flag, then the stages.
@@ -151,6 +161,9 @@ options:
   bindAddress: 127.0.0.1
   kubectlBinary: $bin/kubectl
   cacheDir: $KWOK_WORKDIR/cache
+  kubeApiserverCertSANs:
+  - $(address host_address)
+  - $(address kubernetes_service_ip)
 EOF
     component_patches
     kwok_default_stages
@@ -158,24 +171,6 @@ EOF
     echo "# cost-analysis task pods: hack/kwok/stages.yaml"
     cat "$root/hack/kwok/stages.yaml"
   } >"$1"
-}
-
-# has_default_route: what kube-apiserver needs to pick its advertise address by itself
-# (k8s.io/apimachinery/pkg/util/net.ChooseHostInterface): a default route that is not
-# the loopback's reject route.
-has_default_route() {
-  local iface dest plen flags rest
-  if [[ -r /proc/net/route ]]; then
-    while read -r iface dest rest; do
-      [[ "$dest" == 00000000 && "$iface" != lo ]] && return 0
-    done < <(tail -n +2 /proc/net/route)
-  fi
-  if [[ -r /proc/net/ipv6_route ]]; then
-    while read -r dest plen _ _ _ _ _ _ flags iface; do
-      [[ "$dest" =~ ^0{32}$ && "$plen" == 00 && "$iface" != lo ]] && (((16#$flags & 16#200) == 0)) && return 0
-    done </proc/net/ipv6_route
-  fi
-  return 1
 }
 
 # real_node: the real node (hack/node.sh), as CLUSTER_REAL_NODE says; while it runs,

@@ -8,8 +8,10 @@
 # in a fresh namespace task pods (label cost-analysis.costops.dev/job-task) for success,
 # failure, a raw termination message and a longer run time, a plain pod, a plain
 # batch/v1 Job (completions 3, no task label) and a batch/v1 Job of task pods; waits,
-# prints the pods' phases and termination messages, checks them (exit 1 on a mismatch)
-# and brings the cluster down again (when it started it).
+# prints the pods' phases and termination messages, checks them (exit 1 on a mismatch),
+# checks the store and, with the real node, the Services (the `kubernetes` Service and
+# kube-dns at their addresses, kube-proxy's rules out of this host's tables), and brings
+# the cluster down again (when it started it). CLUSTER_NAME picks the cluster.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -251,6 +253,28 @@ if [[ -n "${dsn:-}" ]]; then
   while read -r addr; do
     [[ "$addr" == "127.0.0.1:$port" || "$addr" == "$host:$port" ]] || fail "store: listens on $addr"
   done < <(ss -Hltn "sport = :$port" | awk '{print $4}')
+fi
+
+# Services (with the real node; hack/node.sh): the `kubernetes` Service answers at its
+# ClusterIP, from this host too, with a certificate that verifies for its name; its
+# endpoint is the host address; kube-dns is the kubelet's clusterDNS address; and
+# kube-proxy's rules are in its own network namespace, none in this host's.
+if host=$("$root/hack/cluster.sh" host-address 2>/dev/null); then
+  addr() { "$root/hack/node.sh" addresses | awk -v k="$1" '$1 == k {print $2}'; }
+  kip=$(addr kubernetes_service_ip)
+  dip=$(addr dns_service_ip)
+  got=$("${kubectl[@]}" -n default get service kubernetes -o 'jsonpath={.spec.clusterIP}')
+  [[ "$got" == "$kip" ]] || fail "services: the kubernetes Service is $got, want $kip"
+  got=$("${kubectl[@]}" -n default get endpointslices -l kubernetes.io/service-name=kubernetes -o 'jsonpath={.items[*].endpoints[*].addresses[*]}')
+  [[ "$got" == "$host" ]] || fail "services: the kubernetes Service's endpoints are '$got', want the host address $host"
+  got=$("${kubectl[@]}" -n kube-system get service kube-dns -o 'jsonpath={.spec.clusterIP}')
+  [[ "$got" == "$dip" ]] || fail "services: kube-dns is '$got', want $dip"
+  ca="$root/.cluster/kwok/clusters/${CLUSTER_NAME:-cost-analysis}/pki/ca.crt"
+  got=$(curl -sS --max-time 5 --cacert "$ca" --resolve "kubernetes.default.svc:443:$kip" https://kubernetes.default.svc/readyz 2>&1) ||
+    fail "services: https://kubernetes.default.svc/readyz at $kip: $got"
+  if nft list table ip kube-proxy >/dev/null 2>&1; then
+    fail "services: this host has kube-proxy's table (it belongs in the cluster's network namespace)"
+  fi
 fi
 
 if ((failures > 0)); then

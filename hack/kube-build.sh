@@ -5,11 +5,15 @@
 #
 #   hack/kube-build.sh            # build what is missing, print the bin directory
 #   hack/kube-build.sh --print    # print the bin directory without building
+#   hack/kube-build.sh --print-coredns  # print the path of the CoreDNS binary
 #
 # Binaries: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
-# kubelet, kwok, kwokctl. envtest uses etcd + kube-apiserver (KUBEBUILDER_ASSETS); the
+# kubelet, kube-proxy, kwok, kwokctl, and CoreDNS (hack/tools/coredns: only the plugins
+# the cluster's DNS uses). envtest uses etcd + kube-apiserver (KUBEBUILDER_ASSETS); the
 # local cluster (hack/cluster.sh) runs the control plane through kwokctl's binary
-# runtime and the kubelet of its real node through hack/node.sh.
+# runtime, and the kubelet, kube-proxy and CoreDNS of its real node through hack/node.sh.
+# CoreDNS's name carries its version and a hash of hack/tools/coredns, so that a change
+# there builds it again without invalidating the rest of the cache.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,13 +26,21 @@ modver() { # modver <dir> <module>: the version a tools go.mod requires
 KUBE_VERSION=$(modver kubernetes k8s.io/kubernetes)
 ETCD_VERSION=$(modver etcd go.etcd.io/etcd/server/v3)
 KWOK_VERSION=$(modver kwok sigs.k8s.io/kwok)
+COREDNS_VERSION=$(modver coredns github.com/coredns/coredns)
 dir="$root/bin/k8s/kube-${KUBE_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}"
+coredns="coredns-${COREDNS_VERSION}-$(cat "$tools"/coredns/go.mod "$tools"/coredns/go.sum "$tools"/coredns/*.go | sha256sum | cut -c1-8)"
 
-if [[ "${1:-}" == "--print" ]]; then
-  echo "$dir"
-  exit 0
-fi
-if [[ -z "$KUBE_VERSION" || -z "$ETCD_VERSION" || -z "$KWOK_VERSION" ]]; then
+case "${1:-}" in
+  --print)
+    echo "$dir"
+    exit 0
+    ;;
+  --print-coredns)
+    echo "$dir/$coredns"
+    exit 0
+    ;;
+esac
+if [[ -z "$KUBE_VERSION" || -z "$ETCD_VERSION" || -z "$KWOK_VERSION" || -z "$COREDNS_VERSION" ]]; then
   echo "kube-build: cannot read the pinned versions from hack/tools/*/go.mod" >&2
   exit 1
 fi
@@ -70,9 +82,11 @@ if [[ "${KUBE_BUILD_ENVTEST_ONLY:-}" != "1" ]]; then
   build kubernetes k8s.io/kubernetes/cmd/kube-controller-manager kube-controller-manager "$kube_ldflags"
   build kubernetes k8s.io/kubernetes/cmd/kube-scheduler kube-scheduler "$kube_ldflags"
   build kubernetes k8s.io/kubernetes/cmd/kubelet kubelet "$kube_ldflags"
+  build kubernetes k8s.io/kubernetes/cmd/kube-proxy kube-proxy "$kube_ldflags"
   kwok_ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBE_VERSION#v}"
   build kwok sigs.k8s.io/kwok/cmd/kwok kwok "$kwok_ldflags"
   build kwok sigs.k8s.io/kwok/cmd/kwokctl kwokctl "$kwok_ldflags"
+  build coredns . "$coredns" "-s -w -X github.com/coredns/coredns/coremain.GitCommit=${COREDNS_VERSION}"
 fi
 
 echo "$dir"

@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # The real node of a local control plane (hack/cluster.sh): a kubelet built from
 # source (hack/kube-build.sh) on Debian's containerd, runc and CNI plugins, so that task
-# pods really run the project's images (hack/image) on this machine. kwok's fake nodes
-# stay beside it for the scale tests.
+# pods really run the project's images (hack/image) on this machine, with kube-proxy and
+# CoreDNS beside it so that Services route and resolve. kwok's fake nodes stay beside it
+# for the scale tests.
 #
 #   hack/node.sh check          # can a real node run here? (exit 1 with the reason)
 #   hack/node.sh up             # start it for the cluster $CLUSTER_NAME (running control plane)
 #   hack/node.sh down           # stop it and remove everything it made
 #   hack/node.sh host-address   # the host's address as pods see it (exit 1 when no node)
+#   hack/node.sh addresses      # the cluster's addresses (host, Service CIDR, DNS), up or not
 #   hack/node.sh import         # (re)build bin/image/*.tar and import them into its containerd
 #
 # Everything lives in .cluster/node-$CLUSTER_NAME/: containerd's root, state and socket,
 # the runc root, the kubelet's root dir and pod logs, the CNI config and its IPAM data,
-# the network namespaces. Outside it: the cluster's own bridge (cao-<hash>), the
-# cgroups below /cost-analysis-<cluster>-<hash> in each hierarchy, CNI's result cache
+# the network namespaces, the configs and logs of kube-proxy, CoreDNS and the API
+# server's relay. Outside it: the cluster's own bridge (cao-<hash>), the network
+# namespace of its kube-proxy (/run/netns/cao-<hash>, joined to the bridge by the veth
+# caop-<hash>), the route to its Service CIDR, the cgroups below
+# /cost-analysis-<cluster>-<hash> in each hierarchy, CNI's result cache
 # (/var/lib/cni/results/cao-<cluster>-<hash>-*) and the runc shims' sockets in
 # /run/containerd/s; `down` removes all of them and checks that nothing is left.
 #
@@ -23,6 +28,25 @@
 # The host is a.b.c.1 on that bridge: services on the host that pods call (the sample
 # plugin, the database) listen there. The kubelet is the node's InternalIP at that
 # address, so two clusters never share a port.
+#
+# Services: the cluster's Service CIDR is 10.96.c.0/24 (c as in the node's subnet, or
+# CLUSTER_SERVICE_SUBNET=x.y.z), which hack/cluster.sh gives the API server; the
+# `kubernetes` Service is x.y.z.1 and the cluster DNS (kube-system/kube-dns) x.y.z.10.
+# kube-proxy (nftables mode) runs in a network namespace of the cluster's own, joined to
+# the bridge at a.b.c.2: its rules are in that namespace, not the host's, so two local
+# clusters on one machine each have their own kube-proxy and never touch each other's
+# rules (kube-proxy's table and chain names are fixed, and each kube-proxy deletes
+# what it does not know of). Pods reach the Service CIDR through a.b.c.2 (a route
+# that CNI gives every pod), this host through its route to the Service CIDR; kube-proxy
+# masquerades what it forwards (masqueradeAll), so that the answers come back through
+# it: a backend sees a.b.c.2 as its client. The API server listens on 127.0.0.1 only:
+# the `kubernetes` Service's endpoint (its advertise address) is a.b.c.1 at the API
+# server's port, where socat relays the TCP connection to it (TLS end to end: the
+# serving certificate names a.b.c.1 and x.y.z.1). CoreDNS runs on this host on
+# a.b.c.1:53 (the selector-less kube-dns Service's endpoint), reads the cluster through
+# a certificate of the user system:coredns (RBAC: list/watch Services, EndpointSlices,
+# Namespaces), answers cluster.local and forwards the rest to this host's
+# resolver; the kubelet's clusterDNS names x.y.z.10. NodePorts are not served.
 #
 # Needs root (containerd, mounts, network namespaces) and cgroups; `check` says what is
 # missing. Installs containerd, runc and containernetworking-plugins with apt-get when
@@ -52,6 +76,7 @@ pause_image=localhost/costops/pause:3.10
 # one) never share a bridge, a cgroup root or CNI cache entries.
 id=$(printf '%s' "$root/$CLUSTER_NAME" | sha256sum | cut -c1-8)
 bridge="cao-$id"
+bridge_mac="02:${id:0:2}:${id:2:2}:${id:4:2}:${id:6:2}:01" # locally administered
 cni_network="cao-$CLUSTER_NAME-$id"
 cgroup_root="/cost-analysis-$CLUSTER_NAME-$id"
 if [[ -n "${CLUSTER_NODE_SUBNET:-}" ]]; then
@@ -63,6 +88,15 @@ else
 fi
 host_addr="$subnet.1"
 sock="$node/containerd.sock"
+# kube-proxy's network namespace, its veth on the bridge and its address there.
+proxy_netns="cao-$id"
+proxy_veth="caop-$id"
+proxy_addr="$subnet.2"
+service_subnet=${CLUSTER_SERVICE_SUBNET:-10.96.${subnet##*.}}
+service_cidr="$service_subnet.0/24"
+kubernetes_service_ip="$service_subnet.1"
+dns_service_ip="$service_subnet.10"
+cluster_domain=cluster.local
 
 log() { echo "node: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -82,14 +116,18 @@ reason_unavailable() {
   fi
 }
 
-# install_packages: Debian's containerd, runc and CNI plugins (and openssl for the
-# node's certificates) when missing.
+# install_packages: Debian's containerd, runc and CNI plugins, nftables (kube-proxy's
+# nft), socat (the API server's relay), openssl for the node's certificates and curl
+# (CoreDNS's readiness), when missing.
 install_packages() {
   local missing=()
   command -v containerd >/dev/null && command -v containerd-shim-runc-v2 >/dev/null && command -v ctr >/dev/null || missing+=(containerd)
   command -v runc >/dev/null || missing+=(runc)
   [[ -x "$cni_bin/bridge" && -x "$cni_bin/host-local" && -x "$cni_bin/loopback" ]] || missing+=(containernetworking-plugins)
   command -v openssl >/dev/null || missing+=(openssl)
+  command -v nft >/dev/null || missing+=(nftables)
+  command -v socat >/dev/null || missing+=(socat)
+  command -v curl >/dev/null || missing+=(curl)
   ((${#missing[@]} == 0)) && return 0
   log "installing Debian's ${missing[*]}"
   command -v apt-get >/dev/null || die "cannot install ${missing[*]}: no apt-get"
@@ -137,9 +175,15 @@ write_network() {
   local other
   other=$(ip -4 -o addr show 2>/dev/null | awk -v a="$host_addr/" -v b="$bridge" 'index($4, a) == 1 && $2 != b {print $2}' | head -n 1)
   [[ -z "$other" ]] || die "$host_addr is already on $other: another cluster uses subnet $subnet.0/24 (set CLUSTER_NODE_SUBNET)"
+  other=$(ip -4 route show "$service_cidr" 2>/dev/null | awk -v b="$bridge" '{for (i = 1; i < NF; i++) if ($i == "dev" && $(i + 1) != b) print $(i + 1)}' | head -n 1)
+  [[ -z "$other" ]] || die "$service_cidr is already routed to $other: another cluster uses it (set CLUSTER_SERVICE_SUBNET)"
   if ! ip link show "$bridge" >/dev/null 2>&1; then
     ip link add "$bridge" type bridge
   fi
+  # A fixed address: a bridge whose address was not given takes the lowest of its
+  # ports' (pods' veths come and go), and every neighbour that cached the old one
+  # (kube-proxy's namespace, the pods) loses this host for half a minute or more.
+  ip link set "$bridge" address "$bridge_mac"
   ip addr replace "$host_addr/24" dev "$bridge"
   ip link set "$bridge" up
   mkdir -p "$node/cni/net.d" "$node/cni/ipam"
@@ -158,7 +202,7 @@ write_network() {
         "type": "host-local",
         "dataDir": "$node/cni/ipam",
         "ranges": [[{"subnet": "$subnet.0/24", "rangeStart": "$subnet.10", "gateway": "$host_addr"}]],
-        "routes": [{"dst": "0.0.0.0/0"}]
+        "routes": [{"dst": "0.0.0.0/0"}, {"dst": "$service_cidr", "gw": "$proxy_addr"}]
       }
     },
     {"type": "portmap", "capabilities": {"portMappings": true}}
@@ -286,6 +330,8 @@ rotateCertificates: false
 serverTLSBootstrap: false
 registerNode: true
 maxPods: 110
+clusterDNS: [$dns_service_ip]
+clusterDomain: $cluster_domain
 EOF
 }
 
@@ -313,6 +359,209 @@ wait_for() { # wait_for <seconds> <command...>
   return 1
 }
 
+# --- Services: kube-proxy, CoreDNS and the API server's relay (see the header) ---
+
+nsexec() { ip netns exec "$proxy_netns" "$@"; }
+
+# client_kubeconfig <file> <server> <user>: a kubeconfig of the client certificate
+# $node/pki/<user>.crt.
+client_kubeconfig() {
+  cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: $CLUSTER_NAME
+  cluster:
+    server: $2
+    certificate-authority: $pki/ca.crt
+users:
+- name: $3
+  user:
+    client-certificate: $node/pki/$3.crt
+    client-key: $node/pki/$3.key
+contexts:
+- name: $3
+  context: {cluster: $CLUSTER_NAME, user: $3}
+current-context: $3
+EOF
+}
+
+# proxy_network: kube-proxy's network namespace, joined to the bridge at $proxy_addr,
+# forwarding; this host's route to the Service CIDR goes through it.
+proxy_network() {
+  [[ -e "/run/netns/$proxy_netns" ]] || ip netns add "$proxy_netns"
+  if ! ip link show "$proxy_veth" >/dev/null 2>&1; then
+    ip link add "$proxy_veth" type veth peer name eth0 netns "$proxy_netns"
+  fi
+  ip link set "$proxy_veth" master "$bridge" up
+  nsexec ip link set lo up
+  nsexec ip addr replace "$proxy_addr/24" dev eth0
+  nsexec ip link set eth0 up
+  nsexec ip route replace default via "$host_addr"
+  nsexec sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward'
+  ip route replace "$service_cidr" via "$proxy_addr" dev "$bridge"
+}
+
+# cluster_services: what the cluster needs of its API for this node's Services: the
+# kube-dns Service (its endpoint CoreDNS on this host) and CoreDNS's RBAC. kube-proxy's
+# user system:kube-proxy has the API server's own binding to system:node-proxier.
+cluster_services() {
+  kubectl_ apply -f - >/dev/null <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: system:coredns
+rules:
+- apiGroups: [""]
+  resources: [services, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: system:coredns
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:coredns
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: User
+  name: system:coredns
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: kube-dns
+  namespace: kube-system
+  labels:
+    k8s-app: kube-dns
+    kubernetes.io/name: CoreDNS
+spec:
+  clusterIP: $dns_service_ip
+  ports:
+  - {name: dns, port: 53, protocol: UDP}
+  - {name: dns-tcp, port: 53, protocol: TCP}
+---
+# No selector: CoreDNS is a process on this host, not a pod.
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kube-dns-host
+  namespace: kube-system
+  labels:
+    kubernetes.io/service-name: kube-dns
+    endpointslice.kubernetes.io/managed-by: node.sh.cost-analysis.costops.dev
+addressType: IPv4
+ports:
+- {name: dns, port: 53, protocol: UDP}
+- {name: dns-tcp, port: 53, protocol: TCP}
+endpoints:
+- addresses: [$host_addr]
+  conditions: {ready: true}
+  nodeName: $node_name
+EOF
+}
+
+# write_kube_proxy_config <API server port>
+write_kube_proxy_config() {
+  mkdir -p "$node/kube-proxy"
+  [[ -f "$node/pki/kube-proxy.crt" ]] || sign kube-proxy "/CN=system:kube-proxy"
+  client_kubeconfig "$node/kube-proxy/kubeconfig" "https://$host_addr:$1" kube-proxy
+  # conntrack: 0 leaves the kernel's limits and timeouts alone (nf_conntrack_max is
+  # the machine's). The health and metrics ports are in the namespace, so never taken.
+  cat >"$node/kube-proxy/config.yaml" <<EOF
+# Generated by hack/node.sh for cluster $CLUSTER_NAME; do not edit.
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: nftables
+hostnameOverride: $node_name
+clientConnection:
+  kubeconfig: $node/kube-proxy/kubeconfig
+clusterCIDR: $subnet.0/24
+nftables:
+  masqueradeAll: true
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+EOF
+}
+
+# write_coredns_config <API server URL>
+write_coredns_config() {
+  mkdir -p "$node/coredns"
+  [[ -f "$node/pki/coredns.crt" ]] || sign coredns "/CN=system:coredns"
+  client_kubeconfig "$node/coredns/kubeconfig" "$1" coredns
+  cat >"$node/coredns/Corefile" <<EOF
+# Generated by hack/node.sh for cluster $CLUSTER_NAME; do not edit.
+.:53 {
+    bind $host_addr
+    errors
+    ready $host_addr:8181
+    kubernetes $cluster_domain in-addr.arpa ip6.arpa {
+        kubeconfig $node/coredns/kubeconfig
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }
+    forward . /etc/resolv.conf
+    cache 30
+    loop
+    loadbalance
+}
+EOF
+}
+
+# kube_proxy_synced: kube-proxy's rules hold the kubernetes and kube-dns Services.
+kube_proxy_synced() {
+  local m
+  m=$(nsexec nft list map ip kube-proxy service-ips 2>/dev/null) || return 1
+  [[ "$m" == *"$kubernetes_service_ip . tcp . 443 "* && "$m" == *"$dns_service_ip . udp . 53 "* ]]
+}
+
+coredns_ready() { curl -fsS --max-time 2 "http://$host_addr:8181/ready" >/dev/null 2>&1; }
+
+# start_services: the API server's relay, kube-proxy and CoreDNS, those not running.
+start_services() {
+  local server port coredns_bin
+  coredns_bin=$("$root/hack/kube-build.sh" --print-coredns)
+  [[ -x "$bin/kube-proxy" ]] || die "missing $bin/kube-proxy (hack/kube-build.sh builds it)"
+  [[ -x "$coredns_bin" ]] || die "missing $coredns_bin (hack/kube-build.sh builds it)"
+  server=$(kubectl_ config view --minify -o 'jsonpath={.clusters[0].cluster.server}')
+  port=${server##*:}
+  port=${port%%/*}
+  [[ "$server" == https://127.0.0.1:* && "$port" =~ ^[0-9]+$ ]] || die "the API server is not at https://127.0.0.1:<port> ($server)"
+  cluster_services
+  if ! pid_of apiserver-relay >/dev/null; then
+    start apiserver-relay socat -lf "$node/logs/apiserver-relay.log" \
+      "TCP-LISTEN:$port,bind=$host_addr,reuseaddr,fork" "TCP:127.0.0.1:$port"
+  fi
+  if ! pid_of kube-proxy >/dev/null; then
+    proxy_network
+    write_kube_proxy_config "$port"
+    start kube-proxy ip netns exec "$proxy_netns" "$bin/kube-proxy" --config "$node/kube-proxy/config.yaml" --v 1
+  fi
+  if ! pid_of coredns >/dev/null; then
+    write_coredns_config "$server"
+    start coredns "$coredns_bin" -conf "$node/coredns/Corefile"
+  fi
+  wait_for 60 kube_proxy_synced || {
+    tail -n 20 "$node/logs/kube-proxy.log" >&2
+    die "kube-proxy did not program the Services within 60s (log: $node/logs/kube-proxy.log)"
+  }
+  wait_for 60 coredns_ready || {
+    tail -n 20 "$node/logs/coredns.log" >&2
+    die "CoreDNS was not ready within 60s (log: $node/logs/coredns.log)"
+  }
+}
+
 cmd_import() {
   [[ -S "$sock" ]] || die "containerd of $CLUSTER_NAME is not running ($sock)"
   log "building the images (hack/image) into bin/image"
@@ -338,6 +587,7 @@ cmd_up() {
   if pid_of kubelet >/dev/null && pid_of containerd >/dev/null && [[ -S "$sock" ]]; then
     log "the real node of $CLUSTER_NAME is already running"
     cmd_import
+    start_services
     return 0
   fi
   # A node that is half there (stopped, crashed, the machine restarted): start clean.
@@ -359,7 +609,11 @@ cmd_up() {
     tail -n 30 "$node/logs/kubelet.log" >&2
     die "node $node_name did not become Ready within 90s (log: $node/logs/kubelet.log)"
   fi
-  log "node $node_name Ready in $((SECONDS - start))s (kubelet on $host_addr:10250, containerd $sock); pods reach this host at $host_addr"
+  # kube-proxy reads its node's addresses once, when it starts: after the kubelet
+  # registered the node.
+  start_services
+  log "node $node_name Ready in $((SECONDS - start))s (kubelet on $host_addr:10250, containerd $sock); pods reach this host at $host_addr," \
+    "Services $service_cidr (kube-proxy in netns $proxy_netns), cluster DNS $dns_service_ip (CoreDNS on $host_addr:53)"
 }
 
 # The leftovers of this node: what `down` must remove and `check-clean` reports.
@@ -367,7 +621,8 @@ leftover_mounts() { awk -v p="$node/" 'index($2, p) == 1 || $2 == substr(p, 1, l
 leftover_pids() {
   local p cmd
   for p in /proc/[0-9]*; do
-    cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+    # (a process that exits meanwhile has no cmdline to read: the braces quiet that)
+    cmd=$({ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
     if [[ "$cmd" == *"$node/"* || "$cmd" == *"$sock"* ]]; then echo "${p#/proc/}"; fi
   done
   local h
@@ -398,6 +653,9 @@ shim_sockets() {
 }
 leftover_other() {
   if ip link show "$bridge" >/dev/null 2>&1; then echo "bridge $bridge"; fi
+  if [[ -e "/run/netns/$proxy_netns" ]]; then echo "network namespace $proxy_netns (kube-proxy's rules)"; fi
+  if ip link show "$proxy_veth" >/dev/null 2>&1; then echo "veth $proxy_veth"; fi
+  if [[ -n "$(ip -4 route show "$service_cidr" 2>/dev/null)" ]]; then echo "route to $service_cidr"; fi
   local f
   for f in /var/lib/cni/results/"$cni_network"-*; do
     if [[ -e "$f" ]]; then echo "cni cache $f"; fi
@@ -408,7 +666,7 @@ leftover_other() {
 
 cmd_down() {
   local quiet=${1:-} pid i
-  if [[ ! -d "$node" ]] && ! ip link show "$bridge" >/dev/null 2>&1 && [[ -z "$(leftover_cgroups)" ]]; then
+  if [[ ! -d "$node" ]] && [[ -z "$(leftover_cgroups)$(leftover_other)" ]]; then
     return 0
   fi
   [[ -n "$quiet" ]] || log "stopping the real node of $CLUSTER_NAME"
@@ -416,8 +674,13 @@ cmd_down() {
   # 1. The kubelet, so that it restarts nothing. 2. Every container and sandbox, through
   # containerd while it runs (their shims then exit and remove their sockets). 3.
   # containerd. 4. Whatever still runs (a shim or a container whose containerd died):
-  # killed by its cgroup or its command line. 5. Mounts, cgroups, the bridge, CNI's cache.
+  # killed by its cgroup or its command line. 5. Mounts, cgroups, kube-proxy's network
+  # namespace (its rules go with it), the Service route, the bridge, CNI's cache.
   if pid=$(pid_of kubelet); then stop_pid "$pid" 10; fi
+  local c
+  for c in kube-proxy coredns apiserver-relay; do
+    if pid=$(pid_of "$c"); then stop_pid "$pid" 5; fi
+  done
   if [[ -S "$sock" ]] && pid_of containerd >/dev/null; then
     local tasks c
     tasks=$(ctr_ tasks ls -q 2>/dev/null || true)
@@ -451,6 +714,9 @@ cmd_down() {
   while read -r h; do
     [[ -n "$h" ]] && find "$h" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done < <(leftover_cgroups)
+  ip netns del "$proxy_netns" 2>/dev/null || true
+  ip link del "$proxy_veth" 2>/dev/null || true
+  ip route del "$service_cidr" 2>/dev/null || true
   ip link del "$bridge" 2>/dev/null || true
   rm -f /var/lib/cni/results/"$cni_network"-*
   local f
@@ -490,6 +756,10 @@ case "${1:-}" in
   down) cmd_down ;;
   import) cmd_import ;;
   check-clean) cmd_check_clean ;;
+  addresses)
+    printf 'host_address %s\nservice_cidr %s\nkubernetes_service_ip %s\ndns_service_ip %s\ncluster_domain %s\n' \
+      "$host_addr" "$service_cidr" "$kubernetes_service_ip" "$dns_service_ip" "$cluster_domain"
+    ;;
   host-address)
     if [[ -f "$node/containerd.pid" ]] && ip link show "$bridge" >/dev/null 2>&1; then
       echo "$host_addr"
@@ -498,7 +768,7 @@ case "${1:-}" in
     fi
     ;;
   *)
-    echo "usage: $0 check|up|down|import|host-address|check-clean" >&2
+    echo "usage: $0 check|up|down|import|host-address|addresses|check-clean" >&2
     exit 2
     ;;
 esac
