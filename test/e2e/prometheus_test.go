@@ -61,6 +61,9 @@ func TestPrometheus(t *testing.T) {
 		pods: map[string]string{fakeFailIndexes: "1", fakeDuration: "1s"}})
 	k.createDataSource("unreachable", source{endpoint: framework.LoopbackAddr(closed), options: map[string]any{"tasks": 1}})
 
+	// As with any DataSource that exists before its runs, Prometheus has seen its
+	// counters at 0, so that the first failure is an increase.
+	prom.waitSeries(t, fmt.Sprintf(`cost_analysis_jobs_finished_total{namespace=%q, data_source=~"billing|flaky", status="FAILURE"}`, k.ns), 2)
 	k.createJob("first", "billing")
 	k.createJob("broken", "flaky")
 	k.wait("cajob/first", "{.status.status}", "SUCCESS", 2*time.Minute)
@@ -404,6 +407,22 @@ func (p *prometheus) waitTargetUp(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("prometheus does not scrape the manager: %+v", d.ActiveTargets)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// waitSeries waits until selector has n series.
+func (p *prometheus) waitSeries(t *testing.T, selector string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := p.vector(t, selector)
+		if len(got) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d series after 30s, want %d", selector, len(got), n)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
