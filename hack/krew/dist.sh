@@ -19,6 +19,14 @@ pkg=github.com/costops/cost-analysis-operator/internal/kubectlplugin
 
 cd "$root"
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+# The archives are built from the work tree: a release must come from a clean
+# checkout of its tag, or the commit it names is not what it contains.
+if [ -n "$(git status --porcelain -- . 2>/dev/null)" ]; then
+	case $version in
+	v0.0.0-dev) echo "hack/krew/dist.sh: the work tree has changes: these archives are not commit $commit alone" >&2 ;;
+	*) echo "hack/krew/dist.sh: refusing to build release $version from a work tree with changes (git status)" >&2; exit 1 ;;
+	esac
+fi
 rm -rf "$out"
 mkdir -p "$out"
 built=()
