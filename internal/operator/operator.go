@@ -171,11 +171,14 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	metrics.Register(mgr.GetCache(), controllers.RunTimeout, mgr.Elected())
 
 	// What runs where with leader election: the cache, the HTTP API
-	// (spaceone.Server), the metrics and the probes run on every replica; the
-	// controllers and the DataSources' Secret poller on the leader only. The
-	// closers below run everywhere, so that a replica that never led closes too.
+	// (spaceone.Server, which says it needs no election), the metrics and the
+	// probes run on every replica; the controllers and the DataSources' Secret
+	// poller on the leader only. So do the closers below: only the controllers
+	// open plugin connections and stores, and a closer must stop after them (the
+	// manager stops the runnables that need no election first, and closing a
+	// store waits for its connections in use).
 	plugins := plugin.NewPool()
-	if err := mgr.Add(onEveryReplica(func(ctx context.Context) error {
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		<-ctx.Done()
 		plugins.Close()
 		return nil
@@ -184,7 +187,7 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	}
 
 	stores := &controllers.Stores{Registry: store.NewRegistry(o.StoreMaxConns), Default: o.DefaultStoreSecret}
-	if err := mgr.Add(onEveryReplica(func(ctx context.Context) error {
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		<-ctx.Done()
 		stores.Registry.Close()
 		return nil
@@ -255,14 +258,6 @@ func watchedNamespaces(names []string) map[string]cache.Config {
 	}
 	return out
 }
-
-// onEveryReplica is a runnable that runs whether or not this replica leads.
-type onEveryReplica func(ctx context.Context) error
-
-func (f onEveryReplica) Start(ctx context.Context) error { return f(ctx) }
-
-// NeedLeaderElection implements manager.LeaderElectionRunnable.
-func (onEveryReplica) NeedLeaderElection() bool { return false }
 
 // slimPod keeps what the JobTask controller reads of a task pod (its labels, owner and
 // status) and drops the rest, so that a large Job costs little memory.
