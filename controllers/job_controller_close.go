@@ -159,6 +159,11 @@ func (r *JobReconciler) reconcileClose(ctx context.Context, s *jobScope) (reconc
 		r.finish(ctx, s) // no store was ever chosen: nothing was written
 		return reconcile.Result{}, nil
 	}
+	if wait := closeBackoffLeft(st, s.now); wait > 0 {
+		// The status write of the last failed attempt brings the Job back at
+		// once: the backoff is kept here, not by the requeue alone.
+		return reconcile.Result{RequeueAfter: wait}, nil
+	}
 	e := s.job.Status.Ending
 	run := store.RunRef{Domain: s.job.Namespace, DataSource: s.job.Spec.DataSourceRef.Name, Job: s.job.Name, JobUID: string(s.job.UID)}
 	var stored store.WriteResult
@@ -222,26 +227,42 @@ func (r *JobReconciler) reconcileClose(ctx context.Context, s *jobScope) (reconc
 	return reconcile.Result{}, nil
 }
 
+// closeBackoff is the wait after the n-th failed commit or rollback attempt:
+// 1 s, doubling up to 64 s.
+func closeBackoff(n int32) time.Duration { return time.Second << min(max(n-1, 0), 6) }
+
+// closeBackoffLeft is how long the next commit or rollback attempt must still
+// wait after the last failed one; 0 when it may go now.
+func closeBackoffLeft(st *costv1.JobStoreStatus, now time.Time) time.Duration {
+	if st.Attempts == 0 || st.LastAttemptAt == nil {
+		return 0
+	}
+	return max(st.LastAttemptAt.Add(closeBackoff(st.Attempts)).Sub(now), 0)
+}
+
 // closeFailed handles a failed commit or rollback.
 func (r *JobReconciler) closeFailed(ctx context.Context, s *jobScope, err error) (reconcile.Result, error) {
 	st, e := s.job.Status.Store, s.job.Status.Ending
 	st.Attempts++
+	now := metaNow(s.now)
+	st.LastAttemptAt = &now
 	logger := log.FromContext(ctx)
 	if e.Status != costv1.JobSuccess && errors.Is(err, store.ErrCommitted) {
 		// A commit that was reported failed had in fact gone through (its answer
 		// was lost): the records are committed, and the run is what it was.
 		logger.Info("The run turned out committed; ending it SUCCESS")
 		s.job.Status.Ending = &costv1.JobEnding{Status: costv1.JobSuccess, Reason: costv1.ReasonAllTasksSucceeded, Since: e.Since}
+		st.LastAttemptAt = nil // a new step: it goes at once
 		setStoredClosing(s)
 		return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
 	}
 	permanent := errors.Is(err, store.ErrInvalidWindow) || errors.Is(err, store.ErrRolledBack) || errors.Is(err, store.ErrRunConflict)
 	if e.Status == costv1.JobSuccess && (permanent || s.now.Sub(e.Since.Time) >= r.commitRetryWindow) {
 		logger.Error(err, "The run's commit failed for good: rolling it back", "attempts", st.Attempts)
-		now := metaNow(s.now)
 		s.job.Status.Ending = &costv1.JobEnding{Status: costv1.JobFailure, Reason: costv1.ReasonCommitFailed,
 			ErrorCode: costv1.ErrorCommitFailed, ErrorMessage: "the run's records could not be committed: " + err.Error(), Since: &now}
 		r.recorder.Eventf(s.job, nil, corev1.EventTypeWarning, costv1.ReasonCommitFailed, "Commit", "%s", err.Error())
+		st.LastAttemptAt = nil // the rollback goes at once
 		setStoredClosing(s)
 		return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
 	}
@@ -252,7 +273,7 @@ func (r *JobReconciler) closeFailed(ctx context.Context, s *jobScope, err error)
 		msg = msg[:1024] + "..."
 	}
 	c.Message += ": " + msg
-	backoff := time.Second << min(st.Attempts-1, 6)
+	backoff := closeBackoff(st.Attempts)
 	logger.Info("Commit or rollback failed; retrying", "err", err.Error(), "attempts", st.Attempts, "retryIn", backoff.String())
 	return reconcile.Result{RequeueAfter: backoff}, nil
 }

@@ -264,6 +264,20 @@ func TestCommitThatKeepsFailing(t *testing.T) {
 		}
 		return nil
 	})
+	// Failed attempts wait their backoff: the status write of each one does not
+	// bring the next at once.
+	attempts := func() int32 {
+		j := &costv1.Job{}
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "run"}, j); err != nil {
+			t.Fatal(err)
+		}
+		return j.Status.Store.Attempts
+	}
+	before := attempts()
+	time.Sleep(3 * time.Second)
+	if after := attempts(); after-before > 2 || after > 8 {
+		t.Fatalf("%d failed attempts, %d of them in 3 s: the backoff is not kept", after, after-before)
+	}
 	// The rows written by the tasks are there, uncommitted.
 	if got := committedRows(t, own, ns, "billing"); got != 0 {
 		t.Fatalf("%d rows visible before any commit", got)
@@ -302,6 +316,7 @@ func TestManagerStoppedMidCommit(t *testing.T) {
 
 	// Hold the data source's commit lock (the store serializes the commits of a
 	// data source on it), so the manager's commit waits inside its transaction.
+	defaultStore(t) // sets storeDSN
 	conn, err := pgx.Connect(ctx, storeDSN)
 	if err != nil {
 		t.Fatal(err)

@@ -174,6 +174,10 @@ type JobStoreStatus struct {
 	// Attempts counts the failed commit or rollback attempts of this run.
 	// +optional
 	Attempts int32 `json:"attempts,omitempty"`
+	// LastAttemptAt is when the last failed attempt was made: the next waits
+	// its backoff from then (1 s, doubling to 64 s).
+	// +optional
+	LastAttemptAt *metav1.Time `json:"lastAttemptAt,omitempty"`
 }
 
 // JobEnding is an outcome waiting for its commit or rollback.
