@@ -8,6 +8,11 @@ import (
 // The chart is written by hand (its CRDs and the manager's RBAC rules come from
 // config/ through `make chart`); these keep it in step with the kustomize installs.
 func TestChartRendersWhatKustomizeRenders(t *testing.T) {
+	defer func() {
+		if t.Failed() {
+			t.Log("dist/chart differs from config/: `make chart` copies the CRDs and the manager's RBAC rules into it; the rest of the chart is edited by hand")
+		}
+	}()
 	t.Run("default values give config/default, less the Namespace", func(t *testing.T) {
 		want := without(objects(t, kustomize(t, "config/default")), "Namespace")
 		got := withoutHelmLabels(objects(t, helmTemplate(t)))
