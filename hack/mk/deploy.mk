@@ -37,10 +37,6 @@ deploy: manifests ## Deploy the operator (DEPLOY_CONFIG=config/default, or confi
 undeploy: ## Remove everything `make deploy` made (CRDs with every DataSource, Job and JobTask, RBAC, the namespace), and wait for it to go.
 	$(KUBECTL) delete --ignore-not-found --wait -k $(DEPLOY_CONFIG)
 
-.PHONY: chart
-chart: manifests ## Bring dist/chart's CRDs and manager RBAC rules in step with config/ (hack/chart.sh).
-	hack/chart.sh
-
 .PHONY: helm
 helm: $(HELM) ## Build helm (pinned in hack/tools/helm/go.mod) from the Go module proxy into bin/ (cached).
 $(HELM):

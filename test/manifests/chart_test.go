@@ -5,12 +5,12 @@ import (
 	"testing"
 )
 
-// The chart is written by hand (its CRDs and the manager's RBAC rules come from
-// config/ through `make chart`); these keep it in step with the kustomize installs.
+// The chart is written by hand (its crds/ and files/manager-role.yaml are links to
+// config/); these keep it in step with the kustomize installs.
 func TestChartRendersWhatKustomizeRenders(t *testing.T) {
 	defer func() {
 		if t.Failed() {
-			t.Log("dist/chart differs from config/: `make chart` copies the CRDs and the manager's RBAC rules into it; the rest of the chart is edited by hand")
+			t.Log("dist/chart differs from config/: its CRDs and the manager's RBAC rules are links to config/, the rest of the chart is edited by hand to match")
 		}
 	}()
 	t.Run("default values give config/default, less the Namespace", func(t *testing.T) {
