@@ -59,3 +59,19 @@ func TestDeployFindsTheImagesItReplaces(t *testing.T) {
 		}
 	}
 }
+
+// Every object of an install but the CRDs is labelled part-of, so that
+// `kubectl get -l app.kubernetes.io/part-of=cost-analysis-operator` finds it.
+func TestEveryObjectIsLabelledPartOf(t *testing.T) {
+	for name, stream := range map[string][]byte{
+		"config/default":    kustomize(t, "config/default"),
+		"config/namespaced": kustomize(t, "config/namespaced"),
+		"helm template":     helmTemplate(t, "--set", "createNamespace=true"),
+	} {
+		for _, o := range without(objects(t, stream), "CustomResourceDefinition") {
+			if o.GetLabels()["app.kubernetes.io/part-of"] != "cost-analysis-operator" {
+				t.Errorf("%s: %s has no label app.kubernetes.io/part-of=cost-analysis-operator", name, key(o))
+			}
+		}
+	}
+}

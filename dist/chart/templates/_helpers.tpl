@@ -7,10 +7,11 @@ control-plane: controller-manager
 app.kubernetes.io/name: cost-analysis-operator
 {{- end }}
 
-{{/* What Helm adds to every object's labels. */}}
+{{/* Every object's labels: the chart's and Helm's, and part-of as config/ sets it. */}}
 {{- define "cost-analysis.helmLabels" -}}
 helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: cost-analysis-operator
 {{- end }}
 
 {{/* The ServiceAccount as an RBAC subject. */}}
