@@ -5,8 +5,9 @@
 #   hack/cluster_test.sh
 #
 # Brings the cluster up (or reuses a running one, which it then leaves running), creates
-# in a fresh namespace task pods (label cost-analysis.costops.dev/job-task) for success,
-# failure, a raw termination message and a longer run time, a plain pod, a plain
+# in a fresh namespace, on the kwok nodes (the real node's taint keeps them for pods
+# that select and tolerate them), task pods (label cost-analysis.costops.dev/job-task)
+# for success, failure, a raw termination message and a longer run time, a plain pod, a plain
 # batch/v1 Job (completions 3, no task label) and a batch/v1 Job of task pods; waits,
 # prints the pods' phases and termination messages, checks them (exit 1 on a mismatch),
 # checks the store and, with the real node, the Services (the `kubernetes` Service and
@@ -78,6 +79,8 @@ EOF
     cat <<EOF
 spec:
   restartPolicy: Never
+  nodeSelector: {type: kwok}
+  tolerations: [{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}]
   containers:
   - name: collector
     image: cost-analysis/collector:test
@@ -110,6 +113,8 @@ kind: Pod
 metadata:
   name: plain
 spec:
+  nodeSelector: {type: kwok}
+  tolerations: [{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}]
   containers:
   - name: app
     image: busybox
@@ -124,6 +129,8 @@ spec:
   template:
     spec:
       restartPolicy: Never
+      nodeSelector: {type: kwok}
+      tolerations: [{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}]
       containers:
       - name: work
         image: busybox
@@ -143,6 +150,8 @@ spec:
         cost-analysis.costops.dev/fake-created-count: "5"
     spec:
       restartPolicy: Never
+      nodeSelector: {type: kwok}
+      tolerations: [{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}]
       containers:
       - name: collector
         image: cost-analysis/collector:test
