@@ -18,9 +18,6 @@ const (
 	JobTaskJob = "spec.jobRef.name"
 	// JobDataSource indexes Jobs by the name of their DataSource.
 	JobDataSource = "spec.dataSourceRef.name"
-	// DataSourceSecret indexes DataSources by every Secret they read (the plugin's
-	// secret, the TLS CA and the store's).
-	DataSourceSecret = "spec.plugin.secrets"
 	// BatchJobJob indexes the task batch Jobs by the name of their cost-analysis Job.
 	BatchJobJob = "metadata.labels.job"
 )
@@ -35,7 +32,6 @@ func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 	}{
 		{&costv1.JobTask{}, JobTaskJob, IndexJobTaskJob, "JobTasks by Job"},
 		{&costv1.Job{}, JobDataSource, IndexJobDataSource, "Jobs by DataSource"},
-		{&costv1.DataSource{}, DataSourceSecret, IndexDataSourceSecrets, "DataSources by Secret"},
 		{&batchv1.Job{}, BatchJobJob, IndexBatchJobJob, "task batch Jobs by Job"},
 	} {
 		if err := indexer.IndexField(ctx, ix.obj, ix.field, ix.fn); err != nil {
@@ -63,16 +59,6 @@ func IndexJobDataSource(o client.Object) []string {
 	return []string{j.Spec.DataSourceRef.Name}
 }
 
-// IndexDataSourceSecrets is the DataSourceSecret index: every Secret a DataSource
-// reads.
-func IndexDataSourceSecrets(o client.Object) []string {
-	ds, ok := o.(*costv1.DataSource)
-	if !ok {
-		return nil
-	}
-	return SecretsOf(ds)
-}
-
 // IndexBatchJobJob is the BatchJobJob index: the cost-analysis Job a task batch
 // Job belongs to (its label).
 func IndexBatchJobJob(o client.Object) []string {
@@ -80,19 +66,4 @@ func IndexBatchJobJob(o client.Object) []string {
 		return []string{v}
 	}
 	return nil
-}
-
-// SecretsOf lists the Secrets a DataSource reads.
-func SecretsOf(ds *costv1.DataSource) []string {
-	var names []string
-	if ref := ds.Spec.Plugin.SecretRef; ref != nil {
-		names = append(names, ref.Name)
-	}
-	if tls := ds.Spec.Plugin.TLS; tls != nil && tls.CASecretRef != nil {
-		names = append(names, tls.CASecretRef.Name)
-	}
-	if st := ds.Spec.Store; st != nil && st.SecretRef != nil {
-		names = append(names, st.SecretRef.Name)
-	}
-	return names
 }

@@ -13,11 +13,6 @@ import (
 )
 
 func TestIndexFunctions(t *testing.T) {
-	ref := func(n string) *costv1.LocalObjectReference { return &costv1.LocalObjectReference{Name: n} }
-	ds := &costv1.DataSource{Spec: costv1.DataSourceSpec{
-		Plugin: costv1.PluginSpec{SecretRef: ref("creds"), TLS: &costv1.PluginTLS{CASecretRef: &costv1.SecretKeySelector{Name: "ca", Key: "ca.crt"}}},
-		Store:  &costv1.StoreSpec{SecretRef: ref("store")},
-	}}
 	for _, tc := range []struct {
 		name string
 		fn   func(client.Object) []string
@@ -27,14 +22,11 @@ func TestIndexFunctions(t *testing.T) {
 		{"a JobTask's Job", IndexJobTaskJob, &costv1.JobTask{Spec: costv1.JobTaskSpec{JobRef: costv1.LocalObjectReference{Name: "run"}}}, []string{"run"}},
 		{"a JobTask without a Job", IndexJobTaskJob, &costv1.JobTask{}, nil},
 		{"a Job's DataSource", IndexJobDataSource, &costv1.Job{Spec: costv1.JobSpec{DataSourceRef: costv1.LocalObjectReference{Name: "billing"}}}, []string{"billing"}},
-		{"every Secret of a DataSource", IndexDataSourceSecrets, ds, []string{"creds", "ca", "store"}},
-		{"a DataSource without Secrets", IndexDataSourceSecrets, &costv1.DataSource{}, nil},
 		{"a task batch Job", IndexBatchJobJob, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{costv1.LabelJob: "run"}}}, []string{"run"}},
 		{"another batch Job", IndexBatchJobJob, &batchv1.Job{}, nil},
 		// The wrong kind is no index value, not a panic of the cache's informer.
 		{"a Pod given to the JobTask index", IndexJobTaskJob, &corev1.Pod{}, nil},
 		{"a Pod given to the Job index", IndexJobDataSource, &corev1.Pod{}, nil},
-		{"a Pod given to the DataSource index", IndexDataSourceSecrets, &corev1.Pod{}, nil},
 	} {
 		if got := tc.fn(tc.obj); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
