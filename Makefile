@@ -61,7 +61,7 @@ verify-generated: manifests generate ## Fail when generated files (CRDs, RBAC, d
 		git status --porcelain -- api config internal/plugin/pluginpb; git diff --stat -- api config internal/plugin/pluginpb; exit 1; fi
 
 .PHONY: kube-bins
-kube-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kwok, kwokctl from source into bin/k8s (cached).
+kube-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy, CoreDNS, kwok, kwokctl from source into bin/k8s (cached).
 	hack/kube-build.sh
 
 .PHONY: test

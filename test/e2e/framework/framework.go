@@ -21,7 +21,7 @@ import (
 )
 
 // ControlPlaneBinaries are the binaries hack/cluster.sh needs from hack/kube-build.sh.
-var ControlPlaneBinaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kwok", "kwokctl"}
+var ControlPlaneBinaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy", "kwok", "kwokctl"}
 
 // RepoRoot is the repository root: the first directory upwards from the working
 // directory whose go.mod declares the operator's module.
@@ -39,6 +39,14 @@ func KubeBin(root string) (dir string, missing []string, err error) {
 		if fi, err := os.Stat(filepath.Join(dir, b)); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
 			missing = append(missing, b)
 		}
+	}
+	// CoreDNS's name carries its version and a hash of hack/tools/coredns.
+	out, err = exec.Command(filepath.Join(root, "hack", "kube-build.sh"), "--print-coredns").Output()
+	if err != nil {
+		return "", nil, fmt.Errorf("hack/kube-build.sh --print-coredns: %w", err)
+	}
+	if fi, err := os.Stat(strings.TrimSpace(string(out))); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		missing = append(missing, filepath.Base(strings.TrimSpace(string(out))))
 	}
 	return dir, missing, nil
 }
