@@ -221,11 +221,11 @@ func (c *Client) getDataOnce(ctx context.Context, req *pluginpb.GetDataRequest, 
 		n, err := dec.costsInfo(index, msg.b, fn)
 		index += n
 		started = started || n > 0
-		switch e := err.(type) {
-		case nil:
-		case errFromFn:
-			return started, e
-		default: // an invalid record: a *RecordError
+		if err != nil {
+			if fnErr := (errFromFn{}); errors.As(err, &fnErr) {
+				return started, fnErr
+			}
+			// An invalid record: a *RecordError.
 			return started, &MalformedError{Method: MethodGetData, Reason: err.Error(), Err: err}
 		}
 		timer.Reset(c.opts.CallTimeout)
