@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+	"github.com/costops/cost-analysis-operator/internal/metering"
 	"github.com/costops/cost-analysis-operator/internal/testenv"
 )
 
@@ -643,12 +645,14 @@ func TestMetering(t *testing.T) {
 		t.Errorf("metering table: exit %d:\n%s%s\nwant\n%s", r.code, r.stdout, r.stderr, want)
 	}
 	r = runPlugin(t, "-n", ns, "metering", "run", "-o", "json")
-	var info MeteringInfo
+	var info metering.Info
 	if err := json.Unmarshal([]byte(r.stdout), &info); err != nil || len(info.ProductInfoList) != 2 {
 		t.Fatalf("metering -o json: %v: %s", err, r.stdout)
 	}
-	if p := info.ProductInfoList[0]; p.UsageValue != 0.0125 || p.UsageMeasureID != measureHour || p.ID != meteringID(j.UID, "task-pod-duration") {
-		t.Errorf("task pod entry %+v", p)
+	// The API's answer for the same Job, entry for entry (ids from the Job's UID).
+	j.Status.Metering = &costv1.MeteringSummary{ResourceSpecCode: "cpu-100m.memory-64Mi", TaskPodSeconds: 45, CollectedBytes: 39592}
+	if api := metering.Products(j); !reflect.DeepEqual(info.ProductInfoList, api) || info.ProductInfoList[0].UsageValue != 0.0125 {
+		t.Errorf("metering -o json: %+v, want the API's %+v", info.ProductInfoList, api)
 	}
 	if r := runPlugin(t, "-n", ns, "metering", "nope"); r.code != ExitError || !strings.Contains(r.stderr, `job "nope" not found`) {
 		t.Errorf("metering of a missing Job: exit %d, %q", r.code, r.stderr)

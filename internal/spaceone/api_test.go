@@ -12,6 +12,7 @@ import (
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
 	"github.com/costops/cost-analysis-operator/internal/kubeauth"
+	"github.com/costops/cost-analysis-operator/internal/metering"
 	"github.com/costops/cost-analysis-operator/internal/spaceone"
 )
 
@@ -629,9 +630,9 @@ func TestMeteringReportsWhatARunConsumed(t *testing.T) {
 		want []entry
 	}{
 		"task pod time is hours on the collector's spec, and data is GB": {"metered", []entry{
-			{"cpu-100m.memory-64Mi", "Duration", 2, 4}, {spaceone.ResourceSpecFlow, "flow", 5, 10}}},
+			{"cpu-100m.memory-64Mi", "Duration", 2, 4}, {metering.ResourceSpecFlow, "flow", 5, 10}}},
 		"a collector without resources is the default spec": {"small", []entry{
-			{"default", "Duration", 0.5, 4}, {spaceone.ResourceSpecFlow, "flow", 0.5, 10}}},
+			{"default", "Duration", 0.5, 4}, {metering.ResourceSpecFlow, "flow", 0.5, 10}}},
 		"a Job not picked up yet has consumed nothing": {"fresh", nil},
 	}
 	ids := map[string]string{}
@@ -652,7 +653,7 @@ func TestMeteringReportsWhatARunConsumed(t *testing.T) {
 					t.Errorf("fields %v, want the seed's %v", keysOf(p), sorted(productInfoFields))
 				}
 				if p["resource_spec_code"] != w.spec || p["usage_factor"] != w.factor || p["usage_value"] != w.value ||
-					p["usage_measure_id"] != w.measure || p["cloud_service_type"] != spaceone.CloudServiceType || p["resource_size"] != 1.0 {
+					p["usage_measure_id"] != w.measure || p["cloud_service_type"] != metering.CloudServiceType || p["resource_size"] != 1.0 {
 					t.Errorf("entry %d = %v, want %+v", i, p, w)
 				}
 				id, _ := p["id"].(string)
@@ -667,8 +668,8 @@ func TestMeteringReportsWhatARunConsumed(t *testing.T) {
 		})
 	}
 	t.Run("ids derive from the Job's UID", func(t *testing.T) {
-		got := spaceone.MeteringProducts(jobs["metered"])
-		if got[0].ID == got[1].ID || got[0].ID != spaceone.MeteringProducts(jobs["metered"].DeepCopy())[0].ID {
+		got := metering.Products(jobs["metered"])
+		if got[0].ID == got[1].ID || got[0].ID != metering.Products(jobs["metered"].DeepCopy())[0].ID {
 			t.Errorf("ids %s, %s are not stable and distinct", got[0].ID, got[1].ID)
 		}
 	})
