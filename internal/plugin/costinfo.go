@@ -21,8 +21,8 @@ import (
 // The CostInfo fields that plugins on spaceone-api 1.12.x still send as protobuf
 // float (fixed32) where the current schema has double (fixed64).
 const (
-	costField          protowire.Number = 1
-	usageQuantityField protowire.Number = 2
+	costField          = pluginpb.CostInfoCost
+	usageQuantityField = pluginpb.CostInfoUsageQuantity
 )
 
 // BilledDateLayout is the form of a record's billed_date: "YYYY-MM-DD".
@@ -72,20 +72,6 @@ func CostRecordFromInfo(index int, c *pluginpb.CostInfo) (CostRecord, error) {
 	var d costDecoder
 	return d.record(index, b)
 }
-
-// The CostInfo fields as numbered on the wire.
-const (
-	fieldUsageUnit      protowire.Number = 3
-	fieldProvider       protowire.Number = 4
-	fieldRegionCode     protowire.Number = 5
-	fieldProduct        protowire.Number = 6
-	fieldUsageType      protowire.Number = 7
-	fieldResource       protowire.Number = 8
-	fieldTags           protowire.Number = 12
-	fieldAdditionalInfo protowire.Number = 13
-	fieldData           protowire.Number = 14
-	fieldBilledDate     protowire.Number = 21
-)
 
 // costDecoder decodes the records of get_data from their wire bytes, with buffers
 // reused from one record to the next. It is not safe for concurrent use.
@@ -173,16 +159,16 @@ func (d *costDecoder) record(index int, b []byte) (CostRecord, error) {
 			} else {
 				floatUsage = &f
 			}
-		case typ == protowire.BytesType && (num >= fieldUsageUnit && num <= fieldResource || num == fieldBilledDate ||
-			num == fieldTags || num == fieldAdditionalInfo || num == fieldData):
+		case typ == protowire.BytesType && (num >= pluginpb.CostInfoUsageUnit && num <= pluginpb.CostInfoResource || num == pluginpb.CostInfoBilledDate ||
+			num == pluginpb.CostInfoTags || num == pluginpb.CostInfoAdditionalInfo || num == pluginpb.CostInfoData):
 			v, m := protowire.ConsumeBytes(b)
 			if m < 0 {
 				name := costInfoField(num).Name()
 				return bad(string(name), "%s does not parse: %v", name, protowire.ParseError(m))
 			}
 			b = b[m:]
-			if num == fieldTags || num == fieldAdditionalInfo || num == fieldData {
-				i := num - fieldTags
+			if num == pluginpb.CostInfoTags || num == pluginpb.CostInfoAdditionalInfo || num == pluginpb.CostInfoData {
+				i := num - pluginpb.CostInfoTags
 				d.parts[i] = append(d.parts[i], v) // sent twice, a message merges
 				continue
 			}
@@ -193,19 +179,19 @@ func (d *costDecoder) record(index int, b []byte) (CostRecord, error) {
 			}
 			s := bytesString(v)
 			switch num {
-			case fieldUsageUnit:
+			case pluginpb.CostInfoUsageUnit:
 				rec.UsageUnit = s
-			case fieldProvider:
+			case pluginpb.CostInfoProvider:
 				rec.Provider = s
-			case fieldRegionCode:
+			case pluginpb.CostInfoRegionCode:
 				rec.RegionCode = s
-			case fieldProduct:
+			case pluginpb.CostInfoProduct:
 				rec.Product = s
-			case fieldUsageType:
+			case pluginpb.CostInfoUsageType:
 				rec.UsageType = s
-			case fieldResource:
+			case pluginpb.CostInfoResource:
 				rec.Resource = s
-			case fieldBilledDate:
+			case pluginpb.CostInfoBilledDate:
 				rec.BilledDate = s
 			}
 		default:
@@ -226,7 +212,7 @@ func (d *costDecoder) record(index int, b []byte) (CostRecord, error) {
 		d.out, err = d.json.appendObject(d.out, d.parts[i])
 		if err != nil {
 			d.out = d.out[:start]
-			name := string(costInfoField(fieldTags + protowire.Number(i)).Name())
+			name := string(costInfoField(pluginpb.CostInfoTags + protowire.Number(i)).Name())
 			if errors.Is(err, errParse) {
 				note(name, name+" does not parse")
 			} else {
@@ -276,25 +262,15 @@ func (d *costDecoder) record(index int, b []byte) (CostRecord, error) {
 func (d *costDecoder) costsInfo(index int, b []byte, fn func(CostRecord) error) (int, error) {
 	handed := 0
 	d.out = make([]byte, 0, len(b)) // the records' JSON is about as long as their wire form
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return handed, &RecordError{Index: index + handed, Field: "results", Problem: "the message does not parse: " + protowire.ParseError(n).Error()}
+	for {
+		// CostsInfo has no other field; protobuf skips what it does not know.
+		ci, rest, found, err := nextBytes(b, pluginpb.CostsInfoResults)
+		if err != nil {
+			return handed, &RecordError{Index: index + handed, Field: "results", Problem: "the message does not parse"}
+		} else if !found {
+			break
 		}
-		b = b[n:]
-		if num != 1 || typ != protowire.BytesType {
-			// CostsInfo has no other field; protobuf skips what it does not know.
-			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-				return handed, &RecordError{Index: index + handed, Field: "results", Problem: "the message does not parse: " + protowire.ParseError(n).Error()}
-			}
-			b = b[n:]
-			continue
-		}
-		ci, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return handed, &RecordError{Index: index + handed, Field: "results", Problem: "the message does not parse: " + protowire.ParseError(n).Error()}
-		}
-		b = b[n:]
+		b = rest
 		rec, err := d.record(index+handed, ci)
 		if err != nil {
 			return handed, err

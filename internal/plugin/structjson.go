@@ -92,24 +92,14 @@ func (e *structJSON) object(dst []byte, parts [][]byte, depth int) ([]byte, erro
 	clear(index)
 	var err error
 	for _, b := range parts {
-		for len(b) > 0 {
-			num, typ, n := protowire.ConsumeTag(b)
-			if n < 0 {
-				return dst, errParse
+		for {
+			var ent []byte
+			var found bool
+			if ent, b, found, err = nextBytes(b, structFields); err != nil {
+				return dst, err
+			} else if !found {
+				break
 			}
-			b = b[n:]
-			if num != structFields || typ != protowire.BytesType {
-				if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-					return dst, errParse
-				}
-				b = b[n:]
-				continue
-			}
-			ent, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return dst, errParse
-			}
-			b = b[n:]
 			var key string
 			var value [][]byte
 			if key, value, err = mapEntry(ent); err != nil {
@@ -284,29 +274,18 @@ func (e *structJSON) list(dst []byte, parts [][]byte, depth int) ([]byte, error)
 	dst = append(dst, '[')
 	first := true
 	for _, b := range parts {
-		for len(b) > 0 {
-			num, typ, n := protowire.ConsumeTag(b)
-			if n < 0 {
-				return dst, errParse
+		for {
+			v, rest, found, err := nextBytes(b, listValues)
+			if err != nil {
+				return dst, err
+			} else if !found {
+				break
 			}
-			b = b[n:]
-			if num != listValues || typ != protowire.BytesType {
-				if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-					return dst, errParse
-				}
-				b = b[n:]
-				continue
-			}
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return dst, errParse
-			}
-			b = b[n:]
+			b = rest
 			if !first {
 				dst = append(dst, ',')
 			}
 			first = false
-			var err error
 			if dst, err = e.value(dst, [][]byte{v}, depth+1); err != nil {
 				return dst, err
 			}
@@ -331,6 +310,30 @@ func appendJSONNumber(dst []byte, f float64) []byte {
 		}
 	}
 	return dst
+}
+
+// nextBytes finds the next length-delimited field num in the wire bytes b,
+// skipping the other fields as protobuf skips what it does not know: its value and
+// the bytes after it, or found false when b holds no more of it.
+func nextBytes(b []byte, num protowire.Number) (v, rest []byte, found bool, err error) {
+	for len(b) > 0 {
+		n, typ, m := protowire.ConsumeTag(b)
+		if m < 0 {
+			return nil, nil, false, errParse
+		}
+		b = b[m:]
+		if n == num && typ == protowire.BytesType {
+			if v, m = protowire.ConsumeBytes(b); m < 0 {
+				return nil, nil, false, errParse
+			}
+			return v, b[m:], true, nil
+		}
+		if m = protowire.ConsumeFieldValue(n, typ, b); m < 0 {
+			return nil, nil, false, errParse
+		}
+		b = b[m:]
+	}
+	return nil, nil, false, nil
 }
 
 const hexDigits = "0123456789abcdef"

@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/costops/cost-analysis-operator/internal/plugin/pluginpb"
 )
 
 // maxRecords bounds the records of one task.
@@ -84,22 +86,8 @@ func newGenerator(spec dataSpec) *generator {
 	return &generator{spec: spec, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), days: spec.month.days()}
 }
 
-// The CostInfo and google.protobuf.Struct fields the generator writes.
+// The google.protobuf.Struct fields the generator writes.
 const (
-	fieldCost           protowire.Number = 1
-	fieldUsageQuantity  protowire.Number = 2
-	fieldUsageUnit      protowire.Number = 3
-	fieldProvider       protowire.Number = 4
-	fieldRegionCode     protowire.Number = 5
-	fieldProduct        protowire.Number = 6
-	fieldUsageType      protowire.Number = 7
-	fieldResource       protowire.Number = 8
-	fieldTags           protowire.Number = 12
-	fieldAdditionalInfo protowire.Number = 13
-	fieldData           protowire.Number = 14
-	fieldBilledDate     protowire.Number = 21
-	fieldResults        protowire.Number = 1 // CostsInfo.results
-
 	structFields protowire.Number = 1 // Struct.fields (map entries)
 	entryKey     protowire.Number = 1
 	entryValue   protowire.Number = 2
@@ -121,26 +109,26 @@ func (g *generator) appendNext(b []byte) []byte {
 	account := g.spec.account
 
 	c := g.record[:0]
-	c = appendDouble(c, fieldCost, cost)
-	c = appendDouble(c, fieldUsageQuantity, usage)
-	c = appendString(c, fieldUsageUnit, p.unit)
-	c = appendString(c, fieldProvider, "sample")
-	c = appendString(c, fieldRegionCode, region)
-	c = appendString(c, fieldProduct, p.name)
-	c = appendString(c, fieldUsageType, p.usageType)
+	c = appendDouble(c, pluginpb.CostInfoCost, cost)
+	c = appendDouble(c, pluginpb.CostInfoUsageQuantity, usage)
+	c = appendString(c, pluginpb.CostInfoUsageUnit, p.unit)
+	c = appendString(c, pluginpb.CostInfoProvider, "sample")
+	c = appendString(c, pluginpb.CostInfoRegionCode, region)
+	c = appendString(c, pluginpb.CostInfoProduct, p.name)
+	c = appendString(c, pluginpb.CostInfoUsageType, p.usageType)
 	t := append(g.text[:0], "sample:"...)
 	t = append(append(append(append(t, region...), ':'), account...), ":resource-"...)
 	t = strconv.AppendInt(t, int64(i), 10)
-	c = appendBytes(c, fieldResource, t)
-	c = appendStruct(c, fieldTags, stringEntry(nil, "env", env))
-	c = appendStruct(c, fieldAdditionalInfo, stringEntry(nil, "account_id", account))
-	c = appendStruct(c, fieldData, numberEntry(stringEntry(nil, "account_id", account), "record", float64(i)))
+	c = appendBytes(c, pluginpb.CostInfoResource, t)
+	c = appendStruct(c, pluginpb.CostInfoTags, stringEntry(nil, "env", env))
+	c = appendStruct(c, pluginpb.CostInfoAdditionalInfo, stringEntry(nil, "account_id", account))
+	c = appendStruct(c, pluginpb.CostInfoData, numberEntry(stringEntry(nil, "account_id", account), "record", float64(i)))
 	t = append(t[:0], g.spec.month.String()...)
 	day := 1 + i%g.days
 	t = append(t, '-', byte('0'+day/10), byte('0'+day%10))
-	c = appendBytes(c, fieldBilledDate, t)
+	c = appendBytes(c, pluginpb.CostInfoBilledDate, t)
 	g.record, g.text = c, t
-	return protowire.AppendBytes(protowire.AppendTag(b, fieldResults, protowire.BytesType), c)
+	return protowire.AppendBytes(protowire.AppendTag(b, pluginpb.CostsInfoResults, protowire.BytesType), c)
 }
 
 // appendDouble appends a double field, which proto3 leaves out when it is zero.
