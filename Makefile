@@ -65,7 +65,7 @@ kube-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-schedule
 	hack/kube-build.sh
 
 .PHONY: test
-test: verify-generated vet lint kube-bins ## Run every test (unit, envtest against a real kube-apiserver, the e2e suite on a local control plane) after checking generated files, go vet and golangci-lint.
+test: verify-generated vet lint kube-bins ## Run every test (unit, envtest against a real kube-apiserver, the manifests and chart, promtool, Argo CD's Lua, the kubectl plugin with krew, the e2e and deploy suites on local control planes) after checking generated files, go vet and golangci-lint.
 	KUBEBUILDER_ASSETS="$(KUBE_BIN)" go test $(GOTEST_FLAGS) ./...
 
 .PHONY: bench-engine
