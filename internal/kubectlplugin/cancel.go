@@ -37,11 +37,7 @@ cancel. Canceling a Job twice is harmless.`,
 			if err != nil {
 				return err
 			}
-			ns, err := p.namespace()
-			if err != nil {
-				return err
-			}
-			c, err := p.client()
+			c, ns, err := p.target()
 			if err != nil {
 				return err
 			}

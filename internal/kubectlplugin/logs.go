@@ -53,11 +53,7 @@ jobDefaults.ttlSecondsAfterFinished: logs are there until then.`,
 			if taskSet && task < 0 {
 				return fmt.Errorf("--task %d: a task index is 0 or more", task)
 			}
-			ns, err := p.namespace()
-			if err != nil {
-				return err
-			}
-			c, err := p.client()
+			c, ns, err := p.target()
 			if err != nil {
 				return err
 			}

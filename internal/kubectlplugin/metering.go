@@ -32,11 +32,7 @@ the operator has not picked up yet has consumed nothing: the list is empty.`,
 			if err := checkReportOutput(output); err != nil {
 				return err
 			}
-			ns, err := p.namespace()
-			if err != nil {
-				return err
-			}
-			c, err := p.client()
+			c, ns, err := p.target()
 			if err != nil {
 				return err
 			}

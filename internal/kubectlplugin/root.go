@@ -180,6 +180,20 @@ func (p *plugin) client() (client.WithWatch, error) {
 	return client.NewWithWatch(cfg, client.Options{Scheme: scheme.Scheme})
 }
 
+// target is what every command works on: a client of the cluster and the
+// namespace that --namespace, --context and the kubeconfig select.
+func (p *plugin) target() (client.WithWatch, string, error) {
+	ns, err := p.namespace()
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := p.client()
+	if err != nil {
+		return nil, "", err
+	}
+	return c, ns, nil
+}
+
 // clientset is client-go's, for what controller-runtime's client does not do (pod logs).
 func (p *plugin) clientset() (kubernetes.Interface, error) {
 	cfg, err := p.restConfig()

@@ -113,11 +113,7 @@ DataSource that is gone but still has runs is marked "(deleted)".`,
 			if err := checkReportOutput(output); err != nil {
 				return err
 			}
-			ns, err := p.namespace()
-			if err != nil {
-				return err
-			}
-			c, err := p.client()
+			c, ns, err := p.target()
 			if err != nil {
 				return err
 			}

@@ -75,11 +75,7 @@ stderr so that stdout holds only the Job.`,
 				}
 				printer = pr
 			}
-			ns, err := p.namespace()
-			if err != nil {
-				return err
-			}
-			c, err := p.client()
+			c, ns, err := p.target()
 			if err != nil {
 				return err
 			}

@@ -44,11 +44,7 @@ A Job that already finished gives its summary and outcome at once.`,
   kubectl costanalysis watch "$JOB" > watch.log; echo "exit $?"`,
 		Args: exactArgs("JOB"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, err := p.namespace()
-			if err != nil {
-				return err
-			}
-			c, err := p.client()
+			c, ns, err := p.target()
 			if err != nil {
 				return err
 			}
