@@ -120,9 +120,9 @@ func (g *generator) appendNext(b []byte) []byte {
 	t = append(append(append(append(t, region...), ':'), account...), ":resource-"...)
 	t = strconv.AppendInt(t, int64(i), 10)
 	c = appendBytes(c, pluginpb.CostInfoResource, t)
-	c = appendStruct(c, pluginpb.CostInfoTags, stringEntry(nil, "env", env))
-	c = appendStruct(c, pluginpb.CostInfoAdditionalInfo, stringEntry(nil, "account_id", account))
-	c = appendStruct(c, pluginpb.CostInfoData, numberEntry(stringEntry(nil, "account_id", account), "record", float64(i)))
+	c = appendBytes(c, pluginpb.CostInfoTags, stringEntry(nil, "env", env))
+	c = appendBytes(c, pluginpb.CostInfoAdditionalInfo, stringEntry(nil, "account_id", account))
+	c = appendBytes(c, pluginpb.CostInfoData, numberEntry(stringEntry(nil, "account_id", account), "record", float64(i)))
 	t = append(t[:0], g.spec.month.String()...)
 	day := 1 + i%g.days
 	t = append(t, '-', byte('0'+day/10), byte('0'+day%10))
@@ -149,12 +149,6 @@ func appendString(b []byte, num protowire.Number, s string) []byte {
 
 func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
 	return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), v)
-}
-
-// appendStruct appends a google.protobuf.Struct field whose map entries are the
-// wire bytes entries.
-func appendStruct(b []byte, num protowire.Number, entries []byte) []byte {
-	return appendBytes(b, num, entries)
 }
 
 // stringEntry appends a Struct map entry key: {string_value: v}.
