@@ -9,7 +9,9 @@ import (
 const (
 	// LabelJob names the Job a JobTask or batch Job belongs to.
 	LabelJob = "cost-analysis.costops.dev/job"
-	// LabelJobTask names the JobTask a batch Job runs.
+	// LabelJobTask names the JobTask a batch Job of the per-task engine ran; the
+	// operator no longer sets it (a batch Job runs many tasks, one per completion
+	// index), and keeps it for objects made before.
 	LabelJobTask = "cost-analysis.costops.dev/job-task"
 	// LabelDataSource names the DataSource a Job's children collect for.
 	LabelDataSource = "cost-analysis.costops.dev/data-source"
@@ -29,8 +31,17 @@ const (
 	// AnnotationTaskHash records a digest of the task the plugin returned, so that a
 	// plan resumed after a restart can tell whether the plugin answered the same way.
 	AnnotationTaskHash = "cost-analysis.costops.dev/task-hash"
-	// AnnotationTaskIndex carries a task pod's index in its Job's plan.
+	// AnnotationTaskIndex carries a task pod's index in its Job's plan (pods of the
+	// per-task engine; see AnnotationFirstTaskIndex for today's).
 	AnnotationTaskIndex = "cost-analysis.costops.dev/task-index"
+	// AnnotationFirstTaskIndex on a task batch Job's pod template is the plan index of
+	// its completion index 0: a pod runs the task of index first + its
+	// batch.kubernetes.io/job-completion-index.
+	AnnotationFirstTaskIndex = "cost-analysis.costops.dev/first-task-index"
+	// LabelQueueName is Kueue's label: a DataSource or Job that carries it has its
+	// batch Jobs carry it too, created suspended, for Kueue (or another admission
+	// controller) to admit.
+	LabelQueueName = "kueue.x-k8s.io/queue-name"
 )
 
 // Values of LabelCreatedBy.

@@ -140,6 +140,9 @@ type JobStatus struct {
 	// Store is where the run's records go and what its commit or rollback did.
 	// +optional
 	Store *JobStoreStatus `json:"store,omitempty"`
+	// BatchJobs says how the run's tasks are laid out on Indexed batch Jobs.
+	// +optional
+	BatchJobs *BatchJobsStatus `json:"batchJobs,omitempty"`
 	// Ending is the outcome the run reached, held while its records are committed
 	// or rolled back; the status above becomes it when that is done.
 	// +optional
@@ -147,7 +150,7 @@ type JobStatus struct {
 	// ObservedGeneration is the generation this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Succeeded, Planned, Stored.
+	// Conditions: Succeeded, Planned, Stored, and Admitted when the run names a queue.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -253,6 +256,30 @@ type JobList struct {
 	Items           []Job `json:"items"`
 }
 
+// BatchJobsStatus is the layout of a run's tasks on Indexed batch Jobs: the task of
+// plan index i is completion index i mod indexesPerBatchJob of batch Job number
+// i / indexesPerBatchJob, named <job>-b<number>. The batch Jobs are made in order,
+// and share the Job's parallelism.
+type BatchJobsStatus struct {
+	// IndexesPerBatchJob is the number of tasks (completion indexes) per batch Job.
+	// +kubebuilder:validation:Minimum=1
+	IndexesPerBatchJob int32 `json:"indexesPerBatchJob"`
+	// Count is how many batch Jobs the run's tasks need.
+	// +kubebuilder:validation:Minimum=0
+	Count int32 `json:"count"`
+	// Created is how many of them the operator has created (batch Jobs 0 to
+	// created-1); one missing among them is lost.
+	// +optional
+	Created int32 `json:"created,omitempty"`
+	// Queue is the kueue.x-k8s.io/queue-name the batch Jobs carry: they are created
+	// suspended, and run once an admission controller resumes them.
+	// +optional
+	Queue string `json:"queue,omitempty"`
+	// Suspended is how many created batch Jobs still wait for admission.
+	// +optional
+	Suspended int32 `json:"suspended,omitempty"`
+}
+
 // Condition types and reasons of a Job.
 const (
 	// ConditionSucceeded is Unknown while the run goes on, True when it ended SUCCESS
@@ -265,6 +292,15 @@ const (
 	// being committed (reason Committing) or rolled back (RollingBack), True once
 	// committed (Committed), False once rolled back (RolledBack).
 	ConditionStored = "Stored"
+	// ConditionAdmitted appears when the run names a queue (kueue.x-k8s.io/queue-name):
+	// False (WaitingForAdmission) while a batch Job of the run waits suspended for
+	// the admission controller, True (Admitted) once all of them run. The wait counts
+	// against the Job's timeout and nothing else.
+	ConditionAdmitted = "Admitted"
+	// ReasonWaitingForAdmission: batch Jobs of the run wait for admission (Admitted).
+	ReasonWaitingForAdmission = "WaitingForAdmission"
+	// ReasonAdmitted: every batch Job of the run was admitted (Admitted).
+	ReasonAdmitted = "Admitted"
 
 	// ReasonCommitting: every task succeeded; the run's records are being
 	// committed.

@@ -75,10 +75,11 @@ type JobTaskStatus struct {
 	// FinishedAt is when the task ended.
 	// +optional
 	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
-	// Attempts is the number of pods the task's batch Job started.
+	// Attempts is the number of pods its batch Job started for the task's completion index.
 	// +optional
 	Attempts int32 `json:"attempts,omitempty"`
-	// BatchJobName is the batch/v1 Job that runs the task.
+	// BatchJobName is the Indexed batch/v1 Job that runs the task, as its completion
+	// index spec.index mod the Job's status.batchJobs.indexesPerBatchJob.
 	// +optional
 	BatchJobName string `json:"batchJobName,omitempty"`
 	// CollectedBytes is the size of the data the collector reported, for metering.

@@ -1,6 +1,16 @@
 // Package taskpod is the contract between the operator and a task pod: the
-// environment a task's collector container receives, where the DataSource's secret
-// is mounted, and the JSON result the collector writes to its termination message.
+// environment a task's collector container receives, the task file it reads its task
+// from, where the DataSource's secret is mounted, and the JSON result the collector
+// writes to its termination message.
+//
+// A run's tasks run as completion indexes of Indexed batch Jobs, so a pod's spec is
+// the same for every task of its batch Job: the run's identities, the plugin and the
+// store come through the environment, and the task itself (its JobTask and options)
+// from the file named by the pod's completion index (JOB_COMPLETION_INDEX, set by
+// Kubernetes) in the directory EnvTasksDir names: a ConfigMap of the batch Job's
+// tasks, one key per index, mounted there. A collector run by hand (or by another
+// engine) may instead get its task through EnvJobTaskID, EnvJobTaskUID,
+// EnvTaskOptions and EnvTaskChanged.
 // The JobTask controller builds pods from it and reads results back with it; the
 // shipped collector (cmd/collector) implements the other side.
 package taskpod
@@ -9,6 +19,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 )
 
@@ -40,7 +52,53 @@ const (
 	// EnvStoreDSN is the PostgreSQL DSN of the run's store, from the store Secret
 	// (an env valueFrom secretKeyRef, never a value in the pod spec).
 	EnvStoreDSN = "COST_ANALYSIS_STORE_DSN"
+	// EnvTasksDir is the directory of the batch Job's task files: the file named by
+	// the pod's completion index holds its Task as JSON.
+	EnvTasksDir = "COST_ANALYSIS_TASKS_DIR"
+	// EnvCompletionIndex is set by Kubernetes in every pod of an Indexed Job.
+	EnvCompletionIndex = "JOB_COMPLETION_INDEX"
 )
+
+// TasksMountPath is where a batch Job's task ConfigMap is mounted.
+const TasksMountPath = "/var/run/cost-analysis/tasks"
+
+// Task is one task as its pod reads it from its task file.
+type Task struct {
+	// JobTaskID and JobTaskUID are the JobTask's name and UID.
+	JobTaskID  string `json:"job_task_id"`
+	JobTaskUID string `json:"job_task_uid"`
+	// Options are the task_options get_tasks returned (a JSON object).
+	Options json.RawMessage `json:"task_options"`
+	// Changed is the task's task_changed window ({"start","end","filter"}), if any.
+	Changed json.RawMessage `json:"task_changed,omitempty"`
+}
+
+// ParseTask reads a task file. It refuses anything but a complete task: a pod never
+// runs with a guessed identity.
+func ParseTask(b []byte) (Task, error) {
+	var t Task
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		return Task{}, fmt.Errorf("the task file is not a task: %w", err)
+	}
+	if t.JobTaskID == "" || t.JobTaskUID == "" {
+		return Task{}, errors.New("the task file names no job_task_id or job_task_uid")
+	}
+	if len(t.Options) == 0 || t.Options[0] != '{' {
+		return Task{}, errors.New("the task file's task_options is not a JSON object")
+	}
+	if string(t.Changed) == "null" {
+		t.Changed = nil
+	}
+	return t, nil
+}
+
+// Encode renders a task file.
+func (t Task) Encode() string {
+	b, _ := json.Marshal(t)
+	return string(b)
+}
 
 // SecretMountPath is where the DataSource's Secret is mounted in the task container;
 // each key of the Secret is a file, and together they form the plugin's secret_data.
@@ -125,4 +183,23 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// AnnotationCompletionIndex is the annotation Kubernetes gives each pod of an
+// Indexed Job: its completion index.
+const AnnotationCompletionIndex = "batch.kubernetes.io/job-completion-index"
+
+// PodTaskIndex is the plan index of the task a pod runs: its batch Job's first task
+// index (annotationFirst, on the pod template) plus its completion index. ok is
+// false for a pod that carries neither.
+func PodTaskIndex(annotations map[string]string, annotationFirst string) (index int32, ok bool) {
+	ci, err := strconv.ParseInt(annotations[AnnotationCompletionIndex], 10, 32)
+	if err != nil || ci < 0 {
+		return 0, false
+	}
+	first, err := strconv.ParseInt(annotations[annotationFirst], 10, 32)
+	if err != nil || first < 0 || first+ci > math.MaxInt32 {
+		return 0, false
+	}
+	return int32(first + ci), true
 }
