@@ -31,13 +31,25 @@ const DefaultTerminationMessagePath = "/dev/termination-log"
 
 const usage = `Usage: collector [flags]
 
-The program of a cost-analysis task pod. It reads its task from the COST_ANALYSIS_*
-environment of the task-pod contract and the DataSource's secret from the mounted
-files, streams the task's costs from the plugin's Cost.get_data into the run's
-PostgreSQL store (one transaction per attempt: a retried task's rows are stored
-exactly once, a killed attempt leaves nothing) and writes the result to the
-termination message: {"created_count":N,"collected_bytes":B}, or
-{"error_code":"...","error_message":"..."} with exit code 1.
+The program of a cost-analysis task pod. It reads its task as the task-pod
+contract says (below) and the DataSource's secret from the mounted files, streams
+the task's costs from the plugin's Cost.get_data into the run's PostgreSQL store
+(one transaction per attempt: a retried task's rows are stored exactly once, a
+killed attempt leaves nothing) and writes the result to the termination message:
+{"created_count":N,"collected_bytes":B}, or {"error_code":"...","error_message":"..."}
+with exit code 1.
+
+The task (its JobTask name and UID, task_options and task_changed) comes from the
+task file $COST_ANALYSIS_TASKS_DIR/$JOB_COMPLETION_INDEX when COST_ANALYSIS_TASKS_DIR
+is set (a pod of an Indexed batch Job: the directory is the batch Job's task
+ConfigMap, JOB_COMPLETION_INDEX is set by Kubernetes); the file then wins over
+COST_ANALYSIS_JOB_TASK_ID, COST_ANALYSIS_JOB_TASK_UID, COST_ANALYSIS_TASK_OPTIONS
+and COST_ANALYSIS_TASK_CHANGED, which give the task otherwise (a run by hand). A
+missing or malformed task file, or an index that is not a non-negative integer,
+fails the task with ERROR_INVALID_TASK. The plugin (COST_ANALYSIS_PLUGIN_*), the
+run's identities (COST_ANALYSIS_{JOB,DATA_SOURCE,DOMAIN}_ID, *_UID,
+COST_ANALYSIS_POD_NAME) and the secret directory (COST_ANALYSIS_SECRET_DIR) come
+from the environment either way.
 
 The store's DSN is COST_ANALYSIS_STORE_DSN (set by the operator from the store
 Secret), or the content of the file --store-dsn-file names, which wins. It is never
@@ -51,8 +63,7 @@ Flags (each also read from the environment variable in brackets):
 // task failed or its result could not be written, 2 for bad flags). Flags win over
 // the COLLECTOR_* environment variables.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	logger := slog.New(slog.NewJSONHandler(stderr, nil)).With(
-		"job_id", getenv(taskpod.EnvJobID), "job_task_id", getenv(taskpod.EnvJobTaskID))
+	logger := slog.New(slog.NewJSONHandler(stderr, nil)).With("job_id", getenv(taskpod.EnvJobID))
 
 	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -98,6 +109,13 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		}
 		return getenv(name)
 	})
+	// The task's name is known once it is read (from the task file or the
+	// environment); a task file that could not be read is named by its index.
+	if cfg.Task.JobTask != "" {
+		logger = logger.With("job_task_id", cfg.Task.JobTask, "task_from", cfg.taskSource)
+	} else if getenv(taskpod.EnvTasksDir) != "" {
+		logger = logger.With("completion_index", getenv(taskpod.EnvCompletionIndex))
+	}
 	if err != nil {
 		return invalid(err)
 	}

@@ -1,9 +1,24 @@
 // Package collector is the program of a task pod (cmd/collector). It reads its task
-// from the environment of the task-pod contract (internal/taskpod) and the
-// DataSource's secret from the mounted files, streams the task's costs from the
-// plugin's Cost.get_data into the run's store (internal/store) and reports the
-// outcome as a taskpod.Result in the pod's termination message: the rows and bytes
-// stored, or a SpaceONE-style error code and message.
+// from the task-pod contract (internal/taskpod) and the DataSource's secret from the
+// mounted files, streams the task's costs from the plugin's Cost.get_data into the
+// run's store (internal/store) and reports the outcome as a taskpod.Result in the
+// pod's termination message: the rows and bytes stored, or a SpaceONE-style error
+// code and message.
+//
+// # The task
+//
+// A pod of an Indexed batch Job reads its task (JobTask name and UID, task_options,
+// task_changed) from its task file: COST_ANALYSIS_TASKS_DIR names the directory of
+// the batch Job's task ConfigMap, and the file is the pod's completion index
+// (JOB_COMPLETION_INDEX, which Kubernetes sets), parsed by taskpod.ParseTask.
+// Without COST_ANALYSIS_TASKS_DIR the task comes from COST_ANALYSIS_JOB_TASK_ID,
+// COST_ANALYSIS_JOB_TASK_UID, COST_ANALYSIS_TASK_OPTIONS and
+// COST_ANALYSIS_TASK_CHANGED (a collector run by hand). When both are set the file
+// wins and those four variables are ignored: a pod spec is the same for every task
+// of its batch Job, so only the file can be this pod's task. A task file that is
+// missing or malformed, or an index that is not a non-negative integer, fails the
+// task with ERROR_INVALID_TASK and a message naming the file. Everything else
+// (plugin, store, the run's identities) comes from the environment either way.
 //
 // # The store
 //
@@ -48,6 +63,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -143,16 +159,38 @@ type Config struct {
 
 	// dsnSource says where StoreDSN came from, for the log.
 	dsnSource string
+	// taskSource says where the task came from ("env" or "file <path>"), for the
+	// log.
+	taskSource string
 }
 
 // ConfigFromEnv reads a task from the taskpod environment variables (getenv is
-// os.Getenv in a pod), its secret data from the secret directory and its store's
+// os.Getenv in a pod) and, when COST_ANALYSIS_TASKS_DIR is set, from the task file
+// of the pod's completion index (which wins over the task's own variables; see
+// the package doc), its secret data from the secret directory and its store's
 // DSN from COST_ANALYSIS_STORE_DSN or, when COLLECTOR_STORE_DSN_FILE names one,
 // from that file (which wins). With a DSN the task's identity is required. The
 // Output is left unset. A task that cannot be read is an *Error with
-// ErrorInvalidTask.
+// ErrorInvalidTask. The JobTask's name and UID (cfg.Task) are filled as soon as
+// they are read, so that a later failure can still be logged with them.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	var cfg Config
+	t, err := readTask(getenv)
+	cfg.Task.JobTask, cfg.Task.JobTaskUID, cfg.taskSource = t.jobTask, t.jobTaskUID, t.source
+	if err != nil {
+		return cfg, err
+	}
+	if cfg.Request.TaskOptions, err = jsonObject(t.optionsFrom, t.options); err != nil {
+		return cfg, err
+	}
+	if strings.TrimSpace(t.changed) != "" {
+		// Not sent to get_data, but a task whose window cannot be read is not the
+		// task the operator meant.
+		if _, err := jsonObject(t.changedFrom, t.changed); err != nil {
+			return cfg, err
+		}
+	}
+
 	cfg.Plugin.Endpoint = strings.TrimSpace(getenv(taskpod.EnvPluginEndpoint))
 	if cfg.Plugin.Endpoint == "" {
 		return cfg, invalidTask("%s is not set", taskpod.EnvPluginEndpoint)
@@ -176,22 +214,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 	}
 
-	taskOpts := getenv(taskpod.EnvTaskOptions)
-	if strings.TrimSpace(taskOpts) == "" {
-		return cfg, invalidTask("%s is not set", taskpod.EnvTaskOptions)
-	}
-	if cfg.Request.TaskOptions, err = jsonObject(taskpod.EnvTaskOptions, taskOpts); err != nil {
-		return cfg, err
-	}
 	if cfg.Request.Options, err = jsonObject(taskpod.EnvPluginOptions, getenv(taskpod.EnvPluginOptions)); err != nil {
 		return cfg, err
-	}
-	if changed := getenv(taskpod.EnvTaskChanged); strings.TrimSpace(changed) != "" {
-		// Not sent to get_data, but a task whose window cannot be read is not the
-		// task the operator meant.
-		if _, err := jsonObject(taskpod.EnvTaskChanged, changed); err != nil {
-			return cfg, err
-		}
 	}
 	cfg.Request.Schema = getenv(taskpod.EnvPluginSchema)
 	cfg.Request.DomainID = getenv(taskpod.EnvDomainID)
@@ -209,14 +233,15 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	return cfg, nil
 }
 
-// storeFromEnv reads the store's DSN and the task's identity in it.
+// storeFromEnv reads the store's DSN and the task's identity in it (its JobTask,
+// read with the task, is in cfg.Task already).
 func storeFromEnv(getenv func(string) string, cfg *Config) error {
 	env := func(name string) string { return strings.TrimSpace(getenv(name)) }
 	cfg.Task = store.TaskRef{
 		Domain:     env(taskpod.EnvDomainID),
 		DataSource: env(taskpod.EnvDataSourceID), DataSourceUID: env(taskpod.EnvDataSourceUID),
 		Job: env(taskpod.EnvJobID), JobUID: env(taskpod.EnvJobUID),
-		JobTask: env(taskpod.EnvJobTaskID), JobTaskUID: env(taskpod.EnvJobTaskUID),
+		JobTask: cfg.Task.JobTask, JobTaskUID: cfg.Task.JobTaskUID,
 		Attempt: env(taskpod.EnvPodName),
 	}
 	if cfg.Task.Attempt == "" {
@@ -247,6 +272,80 @@ func storeFromEnv(getenv func(string) string, cfg *Config) error {
 		}
 	}
 	return nil
+}
+
+// taskInput is the task itself, as the pod received it: its JobTask and the raw
+// task_options and task_changed, with the names of where each came from for
+// messages.
+type taskInput struct {
+	jobTask, jobTaskUID      string
+	options, changed         string
+	optionsFrom, changedFrom string
+	// source is "env" or "file <path>", for the log.
+	source string
+}
+
+// readTask reads the task from the task file when EnvTasksDir is set, else from
+// the task's environment variables. The JobTask's name and UID are returned even
+// with an error, when they were read.
+func readTask(getenv func(string) string) (taskInput, error) {
+	dir := strings.TrimSpace(getenv(taskpod.EnvTasksDir))
+	if dir == "" {
+		t := taskInput{
+			jobTask:     strings.TrimSpace(getenv(taskpod.EnvJobTaskID)),
+			jobTaskUID:  strings.TrimSpace(getenv(taskpod.EnvJobTaskUID)),
+			options:     getenv(taskpod.EnvTaskOptions),
+			changed:     getenv(taskpod.EnvTaskChanged),
+			optionsFrom: taskpod.EnvTaskOptions, changedFrom: taskpod.EnvTaskChanged,
+			source: "env",
+		}
+		if strings.TrimSpace(t.options) == "" {
+			return t, invalidTask("%s is not set", taskpod.EnvTaskOptions)
+		}
+		return t, nil
+	}
+	return readTaskFile(dir, getenv(taskpod.EnvCompletionIndex))
+}
+
+// readTaskFile reads the task file of completion index index in dir.
+func readTaskFile(dir, index string) (taskInput, error) {
+	index = strings.TrimSpace(index)
+	if index == "" {
+		return taskInput{}, invalidTask("%s is set but %s is not: the task file is named by the completion index of a pod of an Indexed Job",
+			taskpod.EnvTasksDir, taskpod.EnvCompletionIndex)
+	}
+	// The ConfigMap's keys are the indexes in decimal: "+1" or "01" name no file.
+	i, err := strconv.Atoi(index)
+	if err != nil || i < 0 || strconv.Itoa(i) != index {
+		return taskInput{}, invalidTask("%s %q is not a non-negative integer: it names no task file in %s",
+			taskpod.EnvCompletionIndex, index, dir)
+	}
+	path := filepath.Join(dir, index)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return taskInput{}, invalidTask("the task file %s does not exist: no task for completion index %s in %s (is the batch Job's task ConfigMap mounted there?)",
+			path, index, dir)
+	}
+	if err != nil {
+		return taskInput{}, invalidTask("reading the task file %s: %v", path, err)
+	}
+	task, err := taskpod.ParseTask(b)
+	if err != nil {
+		return taskInput{}, invalidTask("%s: %v", path, err)
+	}
+	t := taskInput{
+		jobTask:     strings.TrimSpace(task.JobTaskID),
+		jobTaskUID:  strings.TrimSpace(task.JobTaskUID),
+		options:     string(task.Options),
+		changed:     string(task.Changed),
+		optionsFrom: "task_options of the task file " + path,
+		changedFrom: "task_changed of the task file " + path,
+		source:      "file " + path,
+	}
+	if t.jobTask == "" || t.jobTaskUID == "" {
+		return t, invalidTask("%s: the task file's job_task_id or job_task_uid is blank", path)
+	}
+	return t, nil
 }
 
 func envBool(getenv func(string) string, name string) (bool, error) {

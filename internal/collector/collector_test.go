@@ -332,3 +332,147 @@ func TestErrorCode(t *testing.T) {
 		})
 	}
 }
+
+// tasksDir lays out a batch Job's task ConfigMap as the kubelet mounts it: one file
+// per completion index, each a symlink through ..data (as secretDir).
+func tasksDir(t *testing.T, files map[string]string) string {
+	t.Helper()
+	return secretDir(t, files)
+}
+
+// taskFileEnv is a pod of an Indexed batch Job: the task comes from the file of its
+// completion index, and the task's own variables hold another task, which the file
+// must win over.
+func taskFileEnv(endpoint, dir, index string) map[string]string {
+	env := dryRunEnv(endpoint, "/nonexistent")
+	env[taskpod.EnvJobTaskID] = "not-this-task"
+	env[taskpod.EnvJobTaskUID] = "not-this-uid"
+	env[taskpod.EnvTaskOptions] = `{"account_id":"not-this-account"}`
+	env[taskpod.EnvTaskChanged] = `not even JSON`
+	env[taskpod.EnvTasksDir] = dir
+	env[taskpod.EnvCompletionIndex] = index
+	return env
+}
+
+func TestTheTaskComesFromItsTaskFile(t *testing.T) {
+	task := func(changed string) string {
+		return taskpod.Task{JobTaskID: "run-7", JobTaskUID: "uid-7", Options: json.RawMessage(`{"account_id":"b","month":"2024-03"}`),
+			Changed: json.RawMessage(changed)}.Encode()
+	}
+	dir := tasksDir(t, map[string]string{
+		"0":  task(`{"start":"2024-03","end":"2024-03"}`),
+		"1":  task(""),
+		"2":  task("null"),
+		"10": task(`{"start":"2024-03"}`),
+	})
+	cases := map[string]struct {
+		index       string
+		wantChanged bool
+	}{
+		"a task with a task_changed window":      {index: "0"},
+		"a task without task_changed":            {index: "1"},
+		"a task whose task_changed is null":      {index: "2"},
+		"an index of two digits names its file":  {index: "10"},
+		"an index with spaces around it is read": {index: " 0\n"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			env := taskFileEnv("plugin:50051", dir, tc.index)
+			cfg, err := ConfigFromEnv(func(k string) string { return env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Task.JobTask != "run-7" || cfg.Task.JobTaskUID != "uid-7" {
+				t.Errorf("task %q uid %q, want the file's run-7 uid-7", cfg.Task.JobTask, cfg.Task.JobTaskUID)
+			}
+			if o := cfg.Request.TaskOptions; len(o) != 2 || o["account_id"] != "b" || o["month"] != "2024-03" {
+				t.Errorf("task options %v, want the file's", o)
+			}
+			if want := "file " + filepath.Join(dir, strings.TrimSpace(tc.index)); cfg.taskSource != want {
+				t.Errorf("task source %q, want %q", cfg.taskSource, want)
+			}
+			if cfg.Plugin.Endpoint != "plugin:50051" || cfg.Request.Schema != "sample" || cfg.Request.Options["records_per_task"] != float64(30) {
+				t.Errorf("the rest of the environment is not read: %+v %+v", cfg.Plugin, cfg.Request)
+			}
+		})
+	}
+
+	// Without the tasks directory the variables are the task.
+	env := taskEnv("plugin:50051", "/nonexistent")
+	env[taskpod.EnvJobTaskUID] = "uid-0"
+	env[taskpod.EnvCompletionIndex] = "0"
+	cfg, err := ConfigFromEnv(func(k string) string { return env[k] })
+	if err != nil || cfg.Task.JobTask != "run-0" || cfg.Task.JobTaskUID != "uid-0" || cfg.Request.TaskOptions["account_id"] != "a" || cfg.taskSource != "env" {
+		t.Errorf("without %s: task %+v, options %v, source %q, err %v", taskpod.EnvTasksDir, cfg.Task, cfg.Request.TaskOptions, cfg.taskSource, err)
+	}
+}
+
+func TestABadTaskFileIsAnInvalidTask(t *testing.T) {
+	addr := startPlugin(t)
+	good := taskpod.Task{JobTaskID: "run-3", JobTaskUID: "uid-3", Options: json.RawMessage(`{}`)}.Encode()
+	dir := tasksDir(t, map[string]string{
+		"0": good,
+		"1": `{"job_task_id":"run-3","job_task_uid":"uid-3","task_options":{`,
+		"2": `{"job_task_id":"run-3","task_options":{}}`,
+		"3": `{"job_task_id":"run-3","job_task_uid":"uid-3","task_options":[1,2]}`,
+		"4": `{"job_task_id":"run-3","job_task_uid":"uid-3","task_options":"{}"}`,
+		"5": `{"job_task_id":"run-3","job_task_uid":"uid-3","task_options":{},"task_changed":"2024-03"}`,
+		"6": `{"job_task_id":"run-3","job_task_uid":"uid-3","task_options":{},"options":{}}`,
+		"7": `{"job_task_id":" ","job_task_uid":"uid-3","task_options":{}}`,
+		"8": `{"job_task_id":"run-3","job_task_uid":"uid-3"}`,
+		"9": ``,
+	})
+	file := func(i string) string { return filepath.Join(dir, i) }
+	cases := map[string]struct {
+		dir, index string
+		inMsg      []string
+	}{
+		"no completion index":            {index: "", inMsg: []string{taskpod.EnvCompletionIndex + " is not"}},
+		"a negative index":               {index: "-1", inMsg: []string{`"-1" is not a non-negative integer`, dir}},
+		"an index that is no number":     {index: "one", inMsg: []string{`"one" is not a non-negative integer`}},
+		"an index with a sign":           {index: "+0", inMsg: []string{`"+0" is not a non-negative integer`}},
+		"an index with a leading zero":   {index: "01", inMsg: []string{`"01" is not a non-negative integer`}},
+		"an index beyond int":            {index: "99999999999999999999", inMsg: []string{"is not a non-negative integer"}},
+		"an index with no file":          {index: "42", inMsg: []string{file("42"), "does not exist"}},
+		"a tasks directory that is not":  {dir: "/nonexistent/tasks", index: "0", inMsg: []string{"/nonexistent/tasks/0", "does not exist"}},
+		"a task file that is not JSON":   {index: "1", inMsg: []string{file("1"), "not a task"}},
+		"a task file without its uid":    {index: "2", inMsg: []string{file("2"), "job_task_uid"}},
+		"task_options that are an array": {index: "3", inMsg: []string{file("3"), "task_options is not a JSON object"}},
+		"task_options that are a string": {index: "4", inMsg: []string{file("4"), "task_options is not a JSON object"}},
+		"a task_changed that is no object": {index: "5",
+			inMsg: []string{"task_changed of the task file " + file("5") + " is not a JSON object"}},
+		"a field the contract does not know": {index: "6", inMsg: []string{file("6"), `unknown field "options"`}},
+		"a blank job_task_id":                {index: "7", inMsg: []string{file("7"), "blank"}},
+		"no task_options":                    {index: "8", inMsg: []string{file("8"), "task_options"}},
+		"an empty task file":                 {index: "9", inMsg: []string{file("9"), "not a task"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			d := dir
+			if tc.dir != "" {
+				d = tc.dir
+			}
+			res := runMain(t, taskFileEnv(addr, d, tc.index))
+			if res.exit != 1 || res.msg.ErrorCode != ErrorInvalidTask || res.msg.CreatedCount != nil {
+				t.Fatalf("exit %d, result %s; want exit 1 and %s", res.exit, res.raw, ErrorInvalidTask)
+			}
+			for _, s := range tc.inMsg {
+				if !strings.Contains(res.msg.ErrorMessage, s) {
+					t.Errorf("the message %q does not say %q", res.msg.ErrorMessage, s)
+				}
+			}
+			if res.stdout != "" {
+				t.Errorf("records were written for an invalid task: %.200s", res.stdout)
+			}
+		})
+	}
+
+	// The good file of the same directory runs, and the log names its task.
+	res := runMain(t, taskFileEnv(addr, dir, "0"))
+	if res.exit != 0 || res.msg.CreatedCount == nil {
+		t.Fatalf("the good task file: exit %d, result %s, stderr %s", res.exit, res.raw, res.stderr)
+	}
+	if !strings.Contains(res.stderr, `"job_task_id":"run-3"`) || !strings.Contains(res.stderr, `"task_from":"file `+file("0")+`"`) {
+		t.Errorf("the log does not name the file's task: %s", res.stderr)
+	}
+}

@@ -649,6 +649,16 @@ func TestMainStoresTheTaskAndReportsItsRows(t *testing.T) {
 			edit: func(env map[string]string) { env[taskpod.EnvStoreDSN] = "" }},
 		"a task with no records": {id: ident{"main", "main-2", "pod-1"},
 			edit: func(env map[string]string) { env[taskpod.EnvPluginOptions] = `{"records_per_task":0}` }},
+		// A pod of an Indexed batch Job: the file of its completion index is its
+		// task, whatever the task's variables say.
+		"the task from its task file": {id: ident{"main", "main-3", "pod-1"},
+			edit: func(env map[string]string) {
+				id := ident{"main", "main-3", "pod-1"}
+				env[taskpod.EnvTasksDir] = tasksDir(t, map[string]string{"5": taskpod.Task{JobTaskID: id.task, JobTaskUID: id.taskUID(),
+					Options: json.RawMessage(`{"account_id":"a","month":"2024-02"}`)}.Encode()})
+				env[taskpod.EnvCompletionIndex] = "5"
+				env[taskpod.EnvJobTaskID], env[taskpod.EnvJobTaskUID] = "main-0", ident{"main", "main-0", ""}.taskUID()
+			}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
