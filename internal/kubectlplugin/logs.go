@@ -37,9 +37,10 @@ func (p *plugin) logsCommand() *cobra.Command {
 		Use:   "logs JOB [--task N]",
 		Short: "Print the logs of a run's task pods",
 		Long: `Prints the logs of the collector container of the Job's task pods: the pods of the
-batch Jobs that run its JobTasks (label cost-analysis.costops.dev/job=JOB). With
-several tasks each line starts with "[task N] ", N being the task's index in the
-plugin's plan (spec.index of its JobTask); a retried task's pods are told apart as
+Indexed batch Jobs that run its JobTasks (label cost-analysis.costops.dev/job=JOB).
+With several tasks each line starts with "[task N] ", N being the task's index in
+the plugin's plan (spec.index of its JobTask: the batch Job's first task index plus
+the pod's completion index); a retried task's pods are told apart as
 "[task N attempt K] ". --task N keeps one task's pods.
 
 Finished batch Jobs, and their pods, are deleted after the DataSource's
@@ -93,8 +94,8 @@ jobDefaults.ttlSecondsAfterFinished: logs are there until then.`,
 }
 
 // taskPods lists the pods of a Job's batch Jobs, ordered by task index and attempt.
-// A pod's task index is its task-index annotation; a pod without it is matched to
-// its JobTask by the job-task label.
+// A pod's task index is podTaskIndex's; a pod of the per-task engine that has no
+// index annotation is matched to its JobTask by the job-task label.
 func taskPods(ctx context.Context, c client.Client, j *costv1.Job) ([]taskPod, error) {
 	var pods corev1.PodList
 	if err := c.List(ctx, &pods, client.InNamespace(j.Namespace), client.MatchingLabels{costv1.LabelJob: j.Name}); err != nil {
@@ -104,8 +105,8 @@ func taskPods(ctx context.Context, c client.Client, j *costv1.Job) ([]taskPod, e
 	out := make([]taskPod, 0, len(pods.Items))
 	for _, pod := range pods.Items {
 		tp := taskPod{pod: pod, index: -1}
-		if v, err := strconv.ParseInt(pod.Annotations[costv1.AnnotationTaskIndex], 10, 32); err == nil {
-			tp.index = int32(v)
+		if i, ok := podTaskIndex(pod.Annotations); ok {
+			tp.index = i
 		} else if name := pod.Labels[costv1.LabelJobTask]; name != "" {
 			if tasks == nil {
 				var l costv1.JobTaskList
@@ -139,6 +140,19 @@ func taskPods(ctx context.Context, c client.Client, j *costv1.Job) ([]taskPod, e
 		}
 	}
 	return out, nil
+}
+
+// podTaskIndex is the plan index of a pod's task: its batch Job's first task index
+// plus its completion index (a pod of an Indexed batch Job), or the task-index
+// annotation of a pod of the per-task engine.
+func podTaskIndex(annotations map[string]string) (int32, bool) {
+	if i, ok := taskpod.PodTaskIndex(annotations, costv1.AnnotationFirstTaskIndex); ok {
+		return i, true
+	}
+	if v, err := strconv.ParseInt(annotations[costv1.AnnotationTaskIndex], 10, 32); err == nil && v >= 0 {
+		return int32(v), true
+	}
+	return 0, false
 }
 
 func compareStrings(a, b string) int {
