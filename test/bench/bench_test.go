@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,6 +32,9 @@ import (
 	"github.com/costops/cost-analysis-operator/test/e2e/framework"
 )
 
+// pictureFile is the plot of the end-to-end runs, beside results.json.
+const pictureFile = "endtoend.svg"
+
 // planWorkers is the manager's --plan-workers default: the plain client's concurrency.
 const planWorkers = 32
 
@@ -49,78 +53,6 @@ type bench struct {
 	// peakKiB is the manager's highest VmHWM over its runs (it is restarted between
 	// measures).
 	peakKiB int64
-}
-
-// Results is what bench/results.json holds.
-type Results struct {
-	Date        time.Time `json:"date"`
-	Machine     string    `json:"machine"`
-	ManagerArgs []string  `json:"managerArgs"`
-	// ControllerManagerArgs are the local control plane's kube-controller-manager flags.
-	ControllerManagerArgs []string          `json:"controllerManagerArgs"`
-	FanOut                []FanOut          `json:"fanOut"`
-	EndToEnd              EndToEnd          `json:"endToEnd"`
-	Latency               Latency           `json:"completionLatency"`
-	Cost                  Cost              `json:"cost"`
-	Notes                 []string          `json:"notes"`
-	Profiles              []string          `json:"profiles"`
-	Goals                 map[string]string `json:"goals"`
-}
-
-type FanOut struct {
-	Tasks int `json:"tasks"`
-	// ManagerWritesPerSecond is the manager's API write rate during the fan-out (its
-	// client-side limit is --kube-api-qps).
-	ManagerWritesPerSecond float64 `json:"managerWritesPerSecond"`
-	Parallelism            int     `json:"parallelism"`
-	OperatorSeconds        float64 `json:"operatorSeconds"`
-	PlainClientSecond      float64 `json:"plainClientSeconds"`
-	PlainClientWorker      int     `json:"plainClientWorkers"`
-	// Ratio is the operator's rate over the plain client's (goal >= 0.8).
-	Ratio float64 `json:"ratio"`
-}
-
-type EndToEnd struct {
-	Tasks           int     `json:"tasks"`
-	Parallelism     int     `json:"parallelism"`
-	OperatorSeconds float64 `json:"operatorSeconds"`
-	IndexedSeconds  float64 `json:"indexedJobSeconds"`
-	// ControllerManagerWritesPerTask and ...PerPod are the kube-controller-manager's
-	// API writes per task of the operator's run and per pod of the Indexed Job.
-	ControllerManagerWritesPerTask float64 `json:"controllerManagerWritesPerTask"`
-	ControllerManagerWritesPerPod  float64 `json:"controllerManagerWritesPerPod"`
-	// Ratio is the operator's time over the Indexed Job's (goal <= 1.5).
-	Ratio float64 `json:"ratio"`
-}
-
-type Latency struct {
-	Jobs int `json:"jobs"`
-	// Operator: last batch Job Complete -> Job SUCCESS, as seen by a watch, in ms
-	// (negative when the Job succeeded first: tasks end on their pod's success).
-	OperatorP50, OperatorP99 float64
-	// OperatorFromPod: last task pod Succeeded -> Job SUCCESS, in ms: the same start
-	// as the upstream figure's.
-	OperatorFromPodP50, OperatorFromPodP99 float64
-	// Upstream: pod Succeeded -> its batch Job Complete (the Job controller), in ms.
-	UpstreamP50, UpstreamP99 float64
-	UpstreamSamples          int
-}
-
-type Cost struct {
-	Tasks          int            `json:"tasks"`
-	Writes         int            `json:"writes"`
-	WritesByMethod map[string]int `json:"writesByMethod"`
-	WritesPerTask  float64        `json:"writesPerTask"`
-	// WritesByResource are the API server's write counts of the run for the kinds
-	// only the manager writes (JobTasks, their status, the Jobs' status), per task.
-	WritesByResource  map[string]float64 `json:"writesPerTaskByResource"`
-	CPUSecondsPer1000 float64            `json:"cpuSecondsPer1000Tasks"`
-	PeakRSSMiB        float64            `json:"peakRSSMiB"`
-	LiveTasks         int                `json:"liveTasks"`
-	RSSPerLiveTaskKiB float64            `json:"rssPerLiveTaskKiB"`
-	// HeapPerLiveTaskKiB is the growth of the manager's live heap (after a GC) per
-	// live task.
-	HeapPerLiveTaskKiB float64 `json:"heapPerLiveTaskKiB"`
 }
 
 // TestBenchmark runs the whole benchmark. Figures are printed and written, never
@@ -188,18 +120,19 @@ func TestBenchmark(t *testing.T) {
 	res.Cost.PeakRSSMiB = float64(b.peakKiB) / 1024
 	res.Profiles = b.profiles()
 
+	res.EndToEnd.Picture = filepath.Join("bench", pictureFile)
 	res.Goals, res.Notes = judge(&res)
 	md := markdown(&res)
 	fmt.Println()
 	fmt.Println(md)
-	dir := b.dir
 	js, _ := json.MarshalIndent(res, "", "  ")
-	for name, data := range map[string][]byte{"results.json": append(js, '\n'), "results.md": []byte(md)} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+	files := map[string][]byte{"results.json": append(js, '\n'), "results.md": []byte(md), pictureFile: []byte(endToEndSVG(res.EndToEnd))}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		if err := os.WriteFile(filepath.Join(b.dir, name), files[name], 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	fmt.Printf("bench: wrote %s and %s\n", filepath.Join(dir, "results.json"), filepath.Join(dir, "results.md"))
+	fmt.Printf("bench: wrote %s, %s and %s\n", filepath.Join(b.dir, "results.json"), filepath.Join(b.dir, "results.md"), filepath.Join(b.dir, pictureFile))
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -472,7 +405,8 @@ func (b *bench) countCreated(ns string, n int) <-chan time.Time {
 
 // endToEnd times a Job of n tasks from creation to SUCCESS, and the upstream Indexed
 // Job of n completions at the same parallelism, their pods completing at once (kwok's
-// default stages; the task pods with fake-duration 0s).
+// default stages; the task pods with fake-duration 0s). Meanwhile it samples each
+// run's task pods, and it counts both writers' API writes of each run.
 func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
 	b.t.Helper()
 	res := EndToEnd{Tasks: n, Parallelism: int(parallelism)}
@@ -480,11 +414,16 @@ func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
 	ns := b.namespace(fmt.Sprintf("e2e-%d", n))
 	b.dataSource(ns, n, "0s")
 	time.Sleep(2 * time.Second)
+	// The manager's writes of the run only: not the DataSource's verify.
+	b.settle()
 	pid := b.env.Manager.Pid()
 	cpu0, err := procCPUSeconds(pid)
 	if err != nil {
 		b.t.Fatal(err)
 	}
+	// Every task pod of the operator's run carries its Job's label, whatever batch
+	// Jobs run them.
+	pods := b.samplePods(ns, map[string]string{costv1.LabelJob: "run"})
 	w0, k0, a0 := b.writes(), b.controllerManagerWrites(), b.apiserverWrites()
 	b.profile(fmt.Sprintf("manager-run-%d.cpu.pprof", n), 60*time.Second)
 	start := time.Now()
@@ -499,7 +438,9 @@ func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
 		}
 		return j.Status.Status == costv1.JobSuccess
 	})
-	res.OperatorSeconds = time.Since(start).Seconds()
+	end := time.Now()
+	res.OperatorSeconds = end.Sub(start).Seconds()
+	res.OperatorPods = pods.stop(start, end)
 	time.Sleep(3 * time.Second) // the DataSource's status, the last events
 	w1, k1, a1 := b.writes(), b.controllerManagerWrites(), b.apiserverWrites()
 	cpu1, err := procCPUSeconds(pid)
@@ -523,8 +464,10 @@ func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
 		}
 	}
 	res.ControllerManagerWritesPerTask = float64(sum(k1)-sum(k0)) / float64(n)
-	b.logf("end to end %d tasks, parallelism %d: the operator took %.1fs; %d API writes (%.2f per task, %v; per task by kind: %v), %.1f CPU seconds; kube-controller-manager: %.2f writes per task",
-		n, parallelism, res.OperatorSeconds, cost.Writes, cost.WritesPerTask, cost.WritesByMethod, cost.WritesByResource, cpu1-cpu0, res.ControllerManagerWritesPerTask)
+	res.AllWritesPerTask = cost.WritesPerTask + res.ControllerManagerWritesPerTask
+	b.logf("end to end %d tasks, parallelism %d: the operator took %.1fs; %d API writes (%.2f per task, %v; per task by kind: %v), %.1f CPU seconds; kube-controller-manager: %.2f writes per task; both: %.2f per task",
+		n, parallelism, res.OperatorSeconds, cost.Writes, cost.WritesPerTask, cost.WritesByMethod, cost.WritesByResource, cpu1-cpu0,
+		res.ControllerManagerWritesPerTask, res.AllWritesPerTask)
 	b.cleanUp(ns)
 
 	ns = b.namespace(fmt.Sprintf("indexed-%d", n))
@@ -540,6 +483,7 @@ func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
 			}},
 		},
 	}
+	pods = b.samplePods(ns, map[string]string{batchv1.JobNameLabel: bj.Name})
 	k0 = b.controllerManagerWrites()
 	start = time.Now()
 	if err := b.c.Create(b.ctx, bj); err != nil {
@@ -551,10 +495,12 @@ func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
 		}
 		return batchFinished(bj, batchv1.JobComplete) || batchFinished(bj, batchv1.JobFailed)
 	})
+	end = time.Now()
+	res.IndexedPods = pods.stop(start, end)
 	if batchFinished(bj, batchv1.JobFailed) {
 		b.t.Fatalf("the Indexed Job failed: %+v", bj.Status.Conditions)
 	}
-	res.IndexedSeconds = time.Since(start).Seconds()
+	res.IndexedSeconds = end.Sub(start).Seconds()
 	res.Ratio = res.OperatorSeconds / res.IndexedSeconds
 	time.Sleep(2 * time.Second)
 	res.ControllerManagerWritesPerPod = float64(sum(b.controllerManagerWrites())-sum(k0)) / float64(n)
@@ -562,6 +508,23 @@ func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
 		n, res.IndexedSeconds, res.ControllerManagerWritesPerPod, res.Ratio)
 	b.cleanUp(ns)
 	return res
+}
+
+// settle waits until the manager has written nothing for a second (at most 30 s),
+// so that a measure's writes are its own.
+func (b *bench) settle() {
+	b.t.Helper()
+	last, quietSince, deadline := sum(b.writes()), time.Now(), time.Now().Add(30*time.Second)
+	for time.Since(quietSince) < time.Second {
+		if time.Now().After(deadline) {
+			b.logf("the manager kept writing for 30s before the measure: its writes are counted in it")
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+		if w := sum(b.writes()); w != last {
+			last, quietSince = w, time.Now()
+		}
+	}
 }
 
 func batchFinished(bj *batchv1.Job, t batchv1.JobConditionType) bool {
@@ -575,8 +538,9 @@ func batchFinished(bj *batchv1.Job, t batchv1.JobConditionType) bool {
 
 // latency runs jobs small Jobs (2 tasks) one after the other and measures, from the
 // arrival of watch events: the last batch Job's Complete to the Job's SUCCESS (the
-// operator), and each pod's Succeeded to its batch Job's Complete (the upstream Job
-// controller).
+// operator), and the last pod of each batch Job Succeeded to that batch Job's
+// Complete (the upstream Job controller). A Job's batch Jobs are the ones with its
+// label, however many of them the engine makes.
 func (b *bench) latency(jobs int) Latency {
 	b.t.Helper()
 	ns := b.namespace("latency")
@@ -584,7 +548,9 @@ func (b *bench) latency(jobs int) Latency {
 	time.Sleep(2 * time.Second)
 
 	var mu sync.Mutex
-	podDone := map[string]time.Time{}   // batch Job name -> its pod's Succeeded
+	podSeen := map[string]bool{}        // pods seen Succeeded
+	podDone := map[string]time.Time{}   // batch Job name -> its last pod's Succeeded
+	batchOf := map[string]string{}      // batch Job name -> its Job
 	batchDone := map[string]time.Time{} // batch Job name -> Complete
 	jobDone := map[string]time.Time{}   // Job name -> SUCCESS
 	watchAll := func(list client.ObjectList, on func(obj kruntime.Object, at time.Time)) {
@@ -604,17 +570,25 @@ func (b *bench) latency(jobs int) Latency {
 	}
 	watchAll(&corev1.PodList{}, func(o kruntime.Object, at time.Time) {
 		p, ok := o.(*corev1.Pod)
-		if ok && p.Status.Phase == corev1.PodSucceeded {
-			if bj := p.Labels["job-name"]; bj != "" {
-				if _, seen := podDone[bj]; !seen {
-					podDone[bj] = at
-				}
-			}
+		if !ok || p.Status.Phase != corev1.PodSucceeded || podSeen[p.Name] {
+			return
+		}
+		bj := p.Labels[batchv1.JobNameLabel]
+		if bj == "" {
+			bj = p.Labels["job-name"] // the label's name before Kubernetes 1.27
+		}
+		if bj != "" {
+			podSeen[p.Name] = true
+			podDone[bj] = latest(podDone[bj], at)
 		}
 	})
 	watchAll(&batchv1.JobList{}, func(o kruntime.Object, at time.Time) {
 		bj, ok := o.(*batchv1.Job)
-		if ok && batchFinished(bj, batchv1.JobComplete) {
+		if !ok {
+			return
+		}
+		batchOf[bj.Name] = bj.Labels[costv1.LabelJob]
+		if batchFinished(bj, batchv1.JobComplete) {
 			if _, seen := batchDone[bj.Name]; !seen {
 				batchDone[bj.Name] = at
 			}
@@ -630,6 +604,16 @@ func (b *bench) latency(jobs int) Latency {
 	})
 	time.Sleep(time.Second) // the watches are open
 
+	// batchJobs are the batch Jobs of the Job name seen so far; call with mu held.
+	batchJobs := func(name string) []string {
+		var out []string
+		for bj, job := range batchOf {
+			if job == name {
+				out = append(out, bj)
+			}
+		}
+		return out
+	}
 	var ours, fromPods, upstream []float64
 	for i := range jobs {
 		name := fmt.Sprintf("run-%d", i)
@@ -642,20 +626,21 @@ func (b *bench) latency(jobs int) Latency {
 		})
 		// The operator ends a task on its pod's success, so the Job's SUCCESS may come
 		// before its batch Jobs' Complete condition: wait for those too.
-		tasks := []string{name + "-0", name + "-1"}
+		var batches []string
 		b.poll(time.Minute, name+"'s batch Jobs Complete", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
-			for _, bj := range tasks {
+			batches = batchJobs(name)
+			for _, bj := range batches {
 				if _, ok := batchDone[bj]; !ok {
 					return false
 				}
 			}
-			return true
+			return len(batches) > 0
 		})
 		mu.Lock()
 		var lastBatch, lastPod time.Time
-		for _, bj := range tasks {
+		for _, bj := range batches {
 			c := batchDone[bj]
 			lastBatch = latest(lastBatch, c)
 			if p, ok := podDone[bj]; ok {
@@ -673,7 +658,7 @@ func (b *bench) latency(jobs int) Latency {
 	res.OperatorP50, res.OperatorP99 = percentile(ours, 50), percentile(ours, 99)
 	res.OperatorFromPodP50, res.OperatorFromPodP99 = percentile(fromPods, 50), percentile(fromPods, 99)
 	res.UpstreamP50, res.UpstreamP99 = percentile(upstream, 50), percentile(upstream, 99)
-	b.logf("completion latency over %d Jobs: operator p50 %.0fms p99 %.0fms after the last batch Job's Complete (%.0fms / %.0fms after the last pod's Succeeded); upstream Job controller p50 %.0fms p99 %.0fms (%d pods)",
+	b.logf("completion latency over %d Jobs: operator p50 %.0fms p99 %.0fms after the last batch Job's Complete (%.0fms / %.0fms after the last pod's Succeeded); upstream Job controller p50 %.0fms p99 %.0fms (%d batch Jobs)",
 		len(ours), res.OperatorP50, res.OperatorP99, res.OperatorFromPodP50, res.OperatorFromPodP99, res.UpstreamP50, res.UpstreamP99, len(upstream))
 	b.cleanUp(ns)
 	return res
