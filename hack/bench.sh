@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: the scale benchmark (test/bench) on a local control plane of its own
-# (cluster "bench", removed afterwards). Prints a Markdown table and writes
-# bench/results.json and bench/results.md (git-ignored). About 10 minutes on 2 cores.
+# (cluster "bench", removed afterwards). Prints a Markdown table judged against issue
+# 14's goals and writes bench/results.json, bench/results.md and bench/endtoend.svg
+# (the end-to-end runs over time), all git-ignored. About 10 minutes on 2 cores.
 #
 # Environment: BENCH_MANAGER_ARGS adds flags to the manager (e.g. "--kube-api-qps=400").
 set -euo pipefail
