@@ -196,13 +196,21 @@ func (b *bench) deleteNamespaces(names ...string) {
 
 func (b *bench) poll(timeout time.Duration, what string, ok func() bool) {
 	b.t.Helper()
+	if !b.waitFor(timeout, ok) {
+		b.t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	}
+}
+
+// waitFor polls ok every 100 ms until it holds (true) or timeout passes (false).
+func (b *bench) waitFor(timeout time.Duration, ok func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !ok() {
 		if time.Now().After(deadline) {
-			b.t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			return false
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	return true
 }
 
 // dataSource creates a Secret and a DataSource of the sample plugin planning n tasks,
@@ -552,8 +560,9 @@ func (b *bench) latency(jobs int) Latency {
 	podDone := map[string]time.Time{}   // batch Job name -> its last pod's Succeeded
 	batchOf := map[string]string{}      // batch Job name -> its Job
 	batchDone := map[string]time.Time{} // batch Job name -> Complete
+	batchGone := map[string]bool{}      // batch Jobs deleted before they were seen Complete
 	jobDone := map[string]time.Time{}   // Job name -> SUCCESS
-	watchAll := func(list client.ObjectList, on func(obj kruntime.Object, at time.Time)) {
+	watchAll := func(list client.ObjectList, on func(ev watch.Event, at time.Time)) {
 		w, err := b.c.Watch(b.ctx, list, client.InNamespace(ns))
 		if err != nil {
 			b.t.Fatal(err)
@@ -563,13 +572,13 @@ func (b *bench) latency(jobs int) Latency {
 			for ev := range w.ResultChan() {
 				at := time.Now()
 				mu.Lock()
-				on(ev.Object, at)
+				on(ev, at)
 				mu.Unlock()
 			}
 		}()
 	}
-	watchAll(&corev1.PodList{}, func(o kruntime.Object, at time.Time) {
-		p, ok := o.(*corev1.Pod)
+	watchAll(&corev1.PodList{}, func(ev watch.Event, at time.Time) {
+		p, ok := ev.Object.(*corev1.Pod)
 		if !ok || p.Status.Phase != corev1.PodSucceeded || podSeen[p.Name] {
 			return
 		}
@@ -582,20 +591,23 @@ func (b *bench) latency(jobs int) Latency {
 			podDone[bj] = latest(podDone[bj], at)
 		}
 	})
-	watchAll(&batchv1.JobList{}, func(o kruntime.Object, at time.Time) {
-		bj, ok := o.(*batchv1.Job)
+	watchAll(&batchv1.JobList{}, func(ev watch.Event, at time.Time) {
+		bj, ok := ev.Object.(*batchv1.Job)
 		if !ok {
 			return
 		}
 		batchOf[bj.Name] = bj.Labels[costv1.LabelJob]
+		if ev.Type == watch.Deleted && !batchFinished(bj, batchv1.JobComplete) {
+			batchGone[bj.Name] = true
+		}
 		if batchFinished(bj, batchv1.JobComplete) {
 			if _, seen := batchDone[bj.Name]; !seen {
 				batchDone[bj.Name] = at
 			}
 		}
 	})
-	watchAll(&costv1.JobList{}, func(o kruntime.Object, at time.Time) {
-		j, ok := o.(*costv1.Job)
+	watchAll(&costv1.JobList{}, func(ev watch.Event, at time.Time) {
+		j, ok := ev.Object.(*costv1.Job)
 		if ok && j.Status.Status == costv1.JobSuccess {
 			if _, seen := jobDone[j.Name]; !seen {
 				jobDone[j.Name] = at
@@ -625,19 +637,27 @@ func (b *bench) latency(jobs int) Latency {
 			return ok
 		})
 		// The operator ends a task on its pod's success, so the Job's SUCCESS may come
-		// before its batch Jobs' Complete condition: wait for those too.
+		// before its batch Jobs' Complete condition: wait for those too (not for one
+		// deleted before it was Complete).
 		var batches []string
-		b.poll(time.Minute, name+"'s batch Jobs Complete", func() bool {
+		complete := b.waitFor(time.Minute, func() bool {
 			mu.Lock()
 			defer mu.Unlock()
-			batches = batchJobs(name)
-			for _, bj := range batches {
-				if _, ok := batchDone[bj]; !ok {
+			batches = nil
+			for _, bj := range batchJobs(name) {
+				if _, ok := batchDone[bj]; !ok && !batchGone[bj] {
 					return false
+				}
+				if !batchGone[bj] {
+					batches = append(batches, bj)
 				}
 			}
 			return len(batches) > 0
 		})
+		if !complete {
+			b.logf("completion latency: %s's batch Jobs were not all seen Complete within a minute (%v); the Job is left out", name, batches)
+			continue
+		}
 		mu.Lock()
 		var lastBatch, lastPod time.Time
 		for _, bj := range batches {
@@ -654,7 +674,7 @@ func (b *bench) latency(jobs int) Latency {
 		}
 		mu.Unlock()
 	}
-	res := Latency{Jobs: jobs, UpstreamSamples: len(upstream)}
+	res := Latency{Jobs: len(ours), UpstreamSamples: len(upstream)}
 	res.OperatorP50, res.OperatorP99 = percentile(ours, 50), percentile(ours, 99)
 	res.OperatorFromPodP50, res.OperatorFromPodP99 = percentile(fromPods, 50), percentile(fromPods, 99)
 	res.UpstreamP50, res.UpstreamP99 = percentile(upstream, 50), percentile(upstream, 99)
