@@ -349,11 +349,15 @@ func markdown(r *Results) string {
 	p("| manager memory per live task (%d live tasks) | %.2f KiB live heap after a GC (%.2f KiB RSS) | | | ≤ %.0f KiB at %d | %s |",
 		c.LiveTasks, c.HeapPerLiveTaskKiB, c.RSSPerLiveTaskKiB, goalHeapKiB, goalHeapTasks, mark(r.Goals, "heapPerLiveTask"))
 	l := r.Latency
-	p("| completion latency, p50 / p99 (%d Jobs): last batch Job Complete → Job SUCCESS | %.0f / %.0f ms | Job controller, last pod Succeeded → batch Job Complete (%d batch Jobs): %.0f / %.0f ms | %s / %s | | |",
-		l.Jobs, l.OperatorP50, l.OperatorP99, l.UpstreamSamples, l.UpstreamP50, l.UpstreamP99,
-		ratioOrEarlier(l.OperatorP50, l.UpstreamP50), ratioOrEarlier(l.OperatorP99, l.UpstreamP99))
-	p("| completion latency, p50 / p99 (same Jobs): last task pod Succeeded → Job SUCCESS | %.0f / %.0f ms | the same upstream figure | %.2f / %.2f | | |",
-		l.OperatorFromPodP50, l.OperatorFromPodP99, safeDiv(l.OperatorFromPodP50, l.UpstreamP50), safeDiv(l.OperatorFromPodP99, l.UpstreamP99))
+	if l.Jobs == 0 {
+		p("| completion latency | not measured | | | | |")
+	} else {
+		p("| completion latency, p50 / p99 (%d Jobs): last batch Job Complete → Job SUCCESS | %.0f / %.0f ms | Job controller, last pod Succeeded → batch Job Complete (%d batch Jobs): %.0f / %.0f ms | %s / %s | | |",
+			l.Jobs, l.OperatorP50, l.OperatorP99, l.UpstreamSamples, l.UpstreamP50, l.UpstreamP99,
+			ratioOrEarlier(l.OperatorP50, l.UpstreamP50), ratioOrEarlier(l.OperatorP99, l.UpstreamP99))
+		p("| completion latency, p50 / p99 (same Jobs): last task pod Succeeded → Job SUCCESS | %.0f / %.0f ms | the same upstream figure | %.2f / %.2f | | |",
+			l.OperatorFromPodP50, l.OperatorFromPodP99, safeDiv(l.OperatorFromPodP50, l.UpstreamP50), safeDiv(l.OperatorFromPodP99, l.UpstreamP99))
+	}
 	p("| manager peak RSS (VmHWM, whole benchmark) | %.0f MiB | | | | |", c.PeakRSSMiB)
 	p("| manager CPU per 1,000 tasks (user + system, %d-task run) | %.2f s | | | | |", c.Tasks, c.CPUSecondsPer1000)
 	p("")

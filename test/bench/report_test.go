@@ -24,6 +24,8 @@ func results() Results {
 			OperatorPods: timeline(0.25, [][3]int{{0, 0, 0}, {0, 100, 0}, {0, 50, 500}, {0, 0, 1000}}),
 			IndexedPods:  timeline(0.25, [][3]int{{0, 0, 0}, {0, 100, 400}, {0, 0, 1000}}),
 			Picture:      "bench/endtoend.svg"},
+		Latency: Latency{Jobs: 20, OperatorP50: -5, OperatorP99: 40, OperatorFromPodP50: 300, OperatorFromPodP99: 600,
+			UpstreamP50: 250, UpstreamP99: 500, UpstreamSamples: 20},
 		Cost: Cost{Tasks: 1000, Writes: 3000, WritesPerTask: 3, WritesByMethod: map[string]int{"POST": 1000, "PATCH": 2000},
 			LiveTasks: 10000, HeapPerLiveTaskKiB: 4, RSSPerLiveTaskKiB: 7},
 	}
@@ -128,6 +130,9 @@ func TestMarkdown(t *testing.T) {
 				"| manager memory per live task (10000 live tasks) | 4.00 KiB live heap after a GC (7.00 KiB RSS) | | | ≤ 4 KiB at 10000 | yes |",
 				"| 0.95 | ≥ 0.95 | yes |",
 				"| 0.50 |  |  |", // the fan-out of 1,000: no goal
+				"| completion latency, p50 / p99 (20 Jobs): last batch Job Complete → Job SUCCESS | -5 / 40 ms | " +
+					"Job controller, last pod Succeeded → batch Job Complete (20 batch Jobs): 250 / 500 ms | earlier / 0.08 | | |",
+				"| 300 / 600 ms | the same upstream figure | 1.20 / 1.20 | | |",
 				"sampled every 0.25 s): bench/endtoend.svg.",
 				"Every goal met.",
 			},
@@ -140,6 +145,11 @@ func TestMarkdown(t *testing.T) {
 		"a goal not measured is marked so": {
 			change: func(r *Results) { r.Cost.LiveTasks = 1000 },
 			want:   []string{"| ≤ 4 KiB at 10000 | not measured |"},
+		},
+		"a latency with no Job measured is not a row of zeros": {
+			change: func(r *Results) { r.Latency = Latency{} },
+			want:   []string{"| completion latency | not measured | | | | |"},
+			absent: []string{"earlier"},
 		},
 		"no picture, no line about it": {
 			change: func(r *Results) { r.EndToEnd.Picture = "" },
