@@ -176,7 +176,13 @@ func (s *podSampler) sample(at time.Time) {
 func (s *podSampler) stop(start, end time.Time) Timeline {
 	s.sample(end)
 	s.cancel()
-	<-s.done
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		// A watch that ignores its context's end: its counts are no longer sampled.
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	// A tick taken just before end may have been appended after it.
 	slices.SortFunc(s.samples, func(a, b timedSample) int { return a.at.Compare(b.at) })
 	tl := Timeline{EverySeconds: sampleEvery.Seconds()}
