@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -100,7 +99,7 @@ func TestEngineBenchmark(t *testing.T) {
 	ns := newNamespace(t)
 	createSecret(t, ns, "creds", map[string]string{"api_key": "k"})
 	createDataSource(t, ns, "billing", pluginAddr, fmt.Sprintf(`{"tasks": %d}`, n))
-	startKubelet(t, ns, func(*batchv1.Job) taskOutcome { return success(24) })
+	startKubelet(t, ns, func(podTask) taskOutcome { return success(24) })
 
 	runtime.GC()
 	var before runtime.MemStats

@@ -3,35 +3,23 @@ package controllers
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
-	"github.com/costops/cost-analysis-operator/internal/admission"
 	"github.com/costops/cost-analysis-operator/internal/indexes"
 	"github.com/costops/cost-analysis-operator/internal/plugin"
-)
-
-// Defaults for a Job when neither it nor its DataSource says otherwise.
-const (
-	DefaultJobTimeout     = 2 * time.Hour // SpaceONE's JOB_TIMEOUT
-	DefaultParallelism    = 10
-	DefaultTaskRetryLimit = 0
 )
 
 // The manager's RBAC, verb by verb (config/rbac/role.yaml is generated from these
@@ -41,7 +29,8 @@ const (
 // +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobs,verbs=get;list;watch;patch
 // The Job's status: one merge patch per reconcile that changed it.
 // +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobs/status,verbs=patch
-// JobTasks and the Job's store Secret are owned by the Job with blockOwnerDeletion,
+// JobTasks, batch Jobs, task ConfigMaps and the Job's store Secret are owned by the
+// Job with blockOwnerDeletion,
 // which the OwnerReferencesPermissionEnforcement admission plugin allows only to
 // whoever may update the owner's finalizers.
 // +kubebuilder:rbac:groups=cost-analysis.costops.dev,resources=jobs/finalizers,verbs=update
@@ -60,18 +49,27 @@ const (
 // and update to names chosen by users and Jobs; the namespaced install narrows
 // them to the watched namespaces.
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create;update
+// Task batch Jobs: cached (list, watch; only the operator's, by label); created as
+// the run's slots free up, patched to share the Job's parallelism among them and
+// to suspend them when the run ends early.
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=list;watch;create;patch
+// Task ConfigMaps (one per batch Job, the task of each completion index): created
+// with the batch Job; get, live, to check that one that exists is the run's.
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create
+// Task pods: deletecollection stops every pod of a run at once when it ends early.
+// +kubebuilder:rbac:groups="",resources=pods,verbs=deletecollection
 // Events about Jobs, JobTasks and DataSources (events.k8s.io: create, and patch to
 // count a repeated event).
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // JobReconciler runs a Job: it plans the run with the plugin, creates the JobTasks,
-// aggregates their outcome into the Job's status and ends the run.
+// runs them on Indexed batch Jobs, aggregates their outcome into the Job's status and
+// ends the run.
 type JobReconciler struct {
 	client    client.Client
 	apiReader client.Reader
 	plugins   *plugin.Pool
 	recorder  events.EventRecorder
-	ledger    *admission.Ledger
 	clock     clock.PassiveClock
 
 	planWorkers       int
@@ -86,14 +84,19 @@ type JobReconciler struct {
 	storeCallTimeout  time.Duration
 	commitRetryWindow time.Duration
 
-	// written remembers our last status write per Job (its resourceVersion and time),
-	// so a reconcile that reads an older copy from the cache waits for the newer one
-	// instead of acting twice, and count-only updates are batched.
-	written sync.Map // types.NamespacedName -> lastWrite
+	// written remembers our last status write per Job, so a reconcile that reads an
+	// older copy from the cache waits for the newer one instead of acting twice, and
+	// count-only updates are batched.
+	written ownWrites
 
 	// countsInterval is the least time between two status writes of a running Job
 	// that only change its task counts.
 	countsInterval time.Duration
+
+	// indexesPerBatchJob is the most tasks one batch Job runs.
+	indexesPerBatchJob int
+	// collectorImage is the image of task pods whose DataSource names none.
+	collectorImage string
 }
 
 var _ reconcile.Reconciler = (*JobReconciler)(nil)
@@ -129,22 +132,34 @@ func WithCommitRetryWindow(d time.Duration) JobOption {
 	return func(r *JobReconciler) { r.commitRetryWindow = d }
 }
 
+// WithIndexesPerBatchJob sets the most tasks one batch Job runs (the manager's
+// --indexes-per-batch-job).
+func WithIndexesPerBatchJob(n int) JobOption {
+	return func(r *JobReconciler) { r.indexesPerBatchJob = n }
+}
+
+// WithCollectorImage sets the collector image of task pods whose DataSource's
+// spec.collector names none (the manager's --collector-image).
+func WithCollectorImage(image string) JobOption {
+	return func(r *JobReconciler) { r.collectorImage = image }
+}
+
 // NewJobReconciler returns a JobReconciler using the manager's client and cache.
-func NewJobReconciler(mgr manager.Manager, plugins *plugin.Pool, ledger *admission.Ledger, opts ...JobOption) *JobReconciler {
+func NewJobReconciler(mgr manager.Manager, plugins *plugin.Pool, opts ...JobOption) *JobReconciler {
 	r := &JobReconciler{
-		client:            mgr.GetClient(),
-		apiReader:         mgr.GetAPIReader(),
-		plugins:           plugins,
-		recorder:          mgr.GetEventRecorder("cost-analysis-job"),
-		ledger:            ledger,
-		clock:             clock.RealClock{},
-		planWorkers:       32,
-		pluginCallTimeout: 30 * time.Second,
-		planRetryWindow:   2 * time.Minute,
-		maxConcurrent:     4,
-		countsInterval:    time.Second,
-		storeCallTimeout:  time.Minute,
-		commitRetryWindow: 10 * time.Minute,
+		client:             mgr.GetClient(),
+		apiReader:          mgr.GetAPIReader(),
+		plugins:            plugins,
+		recorder:           mgr.GetEventRecorder("cost-analysis-job"),
+		indexesPerBatchJob: DefaultIndexesPerBatchJob,
+		clock:              clock.RealClock{},
+		planWorkers:        32,
+		pluginCallTimeout:  30 * time.Second,
+		planRetryWindow:    2 * time.Minute,
+		maxConcurrent:      4,
+		countsInterval:     time.Second,
+		storeCallTimeout:   time.Minute,
+		commitRetryWindow:  10 * time.Minute,
 	}
 	for _, o := range opts {
 		o(r)
@@ -152,12 +167,14 @@ func NewJobReconciler(mgr manager.Manager, plugins *plugin.Pool, ledger *admissi
 	return r
 }
 
-// SetupWithManager registers the controller: it watches Jobs and the JobTasks they own.
+// SetupWithManager registers the controller: it watches Jobs and the JobTasks and
+// batch Jobs they own.
 func (r *JobReconciler) SetupWithManager(mgr manager.Manager) error {
 	return builder.ControllerManagedBy(mgr).
 		Named("job").
 		For(&costv1.Job{}).
 		Owns(&costv1.JobTask{}).
+		Owns(&batchv1.Job{}).
 		Watches(&costv1.DataSource{}, handler.EnqueueRequestsFromMapFunc(r.dataSourceToJobs)).
 		WithOptions(ctrl.Options{MaxConcurrentReconciles: r.maxConcurrent}).
 		Complete(r)
@@ -186,13 +203,12 @@ func (r *JobReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	job := &costv1.Job{}
 	if err := r.client.Get(ctx, req.NamespacedName, job); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.ledger.Forget(req.NamespacedName)
-			r.written.Delete(req.NamespacedName)
+			r.written.forget(req.NamespacedName)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, err
 	}
-	if r.stale(job) {
+	if r.written.behind(job) {
 		// Our own last write has not reached the cache yet; its event will bring us back.
 		return reconcile.Result{RequeueAfter: time.Second}, nil
 	}
@@ -234,6 +250,7 @@ func (r *JobReconciler) runPhases(ctx context.Context, s *jobScope) (reconcile.R
 		r.reconcileStore,
 		r.reconcilePlan,
 		r.reconcileTasks,
+		r.reconcileBatchJobs,
 		r.reconcileEnd,
 		r.reconcileDeadline,
 	}
@@ -253,73 +270,4 @@ func (r *JobReconciler) runPhases(ctx context.Context, s *jobScope) (reconcile.R
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
 	return reconcile.Result{}, nil
-}
-
-// stale reports whether job is older than the status this controller last wrote.
-func (r *JobReconciler) stale(job *costv1.Job) bool {
-	v, ok := r.written.Load(client.ObjectKeyFromObject(job))
-	if !ok || v.(lastWrite).uid != job.UID {
-		return false
-	}
-	cmp, err := resourceversion.CompareResourceVersion(job.ResourceVersion, v.(lastWrite).rv)
-	return err == nil && cmp < 0
-}
-
-type lastWrite struct {
-	uid types.UID
-	rv  string
-	at  time.Time
-}
-
-// holdCounts keeps a running Job's status as it is when the only change is in the
-// task counts and the last write was less than countsInterval ago; the Job comes
-// back when the interval ends. A Job of many tasks is thus written about once a
-// second while it runs, not once per task event.
-func (r *JobReconciler) holdCounts(s *jobScope) (time.Duration, bool) {
-	v, ok := r.written.Load(client.ObjectKeyFromObject(s.job))
-	if !ok || v.(lastWrite).uid != s.job.UID {
-		return 0, false
-	}
-	wait := r.countsInterval - s.now.Sub(v.(lastWrite).at)
-	if wait <= 0 || !countsOnlyChange(&s.orig.Status, &s.job.Status) {
-		return 0, false
-	}
-	s.job.Status = *s.orig.Status.DeepCopy()
-	return wait, true
-}
-
-// writeStatus patches the status when it changed, and remembers the new version.
-func (r *JobReconciler) writeStatus(ctx context.Context, s *jobScope) error {
-	now := metaNow(s.now)
-	if !stampUpdated(&s.orig.Status, &s.job.Status, s.job.Generation, now) {
-		return nil
-	}
-	if err := r.client.Status().Patch(ctx, s.job, client.MergeFrom(s.orig)); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return err
-	}
-	r.written.Store(client.ObjectKeyFromObject(s.job), lastWrite{uid: s.job.UID, rv: s.job.ResourceVersion, at: s.now})
-	s.orig = s.job.DeepCopy()
-	return nil
-}
-
-// runningBatchJobs lists the task batch Jobs of a Job that have not finished, to rebuild
-// the admission ledger after a restart.
-func runningBatchJobs(ctx context.Context, c client.Reader, namespace, job string) []string {
-	var list batchv1.JobList
-	if err := c.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexBatchJobJob: job},
-		client.UnsafeDisableDeepCopy); err != nil {
-		log.FromContext(ctx).Error(err, "Listing batch Jobs to rebuild admission", "job", job)
-		return nil
-	}
-	var names []string
-	for i := range list.Items {
-		bj := &list.Items[i]
-		if _, done := batchJobFinished(bj); !done {
-			names = append(names, bj.Labels[costv1.LabelJobTask])
-		}
-	}
-	return names
 }

@@ -54,7 +54,7 @@ const claimAttempts = 5
 // reconcileClaim makes the run a holder of its DataSource, or applies the
 // DataSource's concurrency policy when another run holds it.
 func (r *JobReconciler) reconcileClaim(ctx context.Context, s *jobScope) (reconcile.Result, error) {
-	if s.stop || s.ds == nil || s.planned() || s.job.Spec.Cancel || s.job.Status.Ending != nil || holds(s.ds, s.job) {
+	if s.ds == nil || s.planned() || s.job.Spec.Cancel || s.job.Status.Ending != nil || holds(s.ds, s.job) {
 		return reconcile.Result{}, nil
 	}
 	key := types.NamespacedName{Namespace: s.job.Namespace, Name: s.job.Spec.DataSourceRef.Name}
@@ -264,4 +264,14 @@ func recordFinished(ds *costv1.DataSource, job *costv1.Job) {
 	if len(st.Active) == 0 {
 		st.Active = nil
 	}
+}
+
+func newerFinish(job *costv1.Job, last *costv1.LastJobStatus) bool {
+	if last == nil || job.Status.FinishedAt == nil {
+		return last == nil
+	}
+	if last.Name == job.Name {
+		return last.Status != job.Status.Status
+	}
+	return last.FinishedAt == nil || last.FinishedAt.Before(job.Status.FinishedAt)
 }

@@ -35,8 +35,9 @@ import (
 // status.ending in place; the next one (or the new leader) makes the same call
 // again, and Commit and Rollback are idempotent, so nothing is lost or doubled.
 //
-// While a failed, timed-out or canceled run rolls back, its open tasks are
-// already stopped (see stopping in the JobTask controller): a pod still writing
+// While a failed, timed-out or canceled run rolls back, its batch Jobs and pods
+// are already stopped (stopBatchJobs; the JobTask controller ends its open tasks,
+// see stopping): a pod still writing
 // would hold the rollback up, and once the run is rolled back the store refuses
 // any late write of it.
 
@@ -92,7 +93,7 @@ func (r *JobReconciler) finish(ctx context.Context, s *jobScope) {
 // (task pods read Secrets of their own namespace only). It is written at once, so
 // no task pod is ever built without it.
 func (r *JobReconciler) reconcileStore(ctx context.Context, s *jobScope) (reconcile.Result, error) {
-	if s.stop || s.ds == nil || s.job.Spec.Cancel {
+	if s.ds == nil || s.job.Spec.Cancel {
 		return reconcile.Result{}, nil
 	}
 	if st := s.job.Status.Store; st != nil && st.SecretName != "" {
@@ -148,6 +149,13 @@ func (r *JobReconciler) openStore(ctx context.Context, dsn string) (*store.Store
 // succeed) the run turns FAILURE with ERROR_COMMIT_FAILED and is rolled back; a
 // rollback until it succeeds.
 func (r *JobReconciler) reconcileClose(ctx context.Context, s *jobScope) (reconcile.Result, error) {
+	if s.job.Status.Ending.Status != costv1.JobSuccess {
+		// Stop what still runs before the rollback: a pod still writing would hold
+		// it up.
+		if err := r.stopBatchJobs(ctx, s.job); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
 	tasks, err := r.listTasks(ctx, s.job)
 	if err != nil {
 		return reconcile.Result{}, err

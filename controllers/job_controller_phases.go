@@ -2,12 +2,8 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -21,12 +17,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
-	"github.com/costops/cost-analysis-operator/internal/admission"
 	"github.com/costops/cost-analysis-operator/internal/indexes"
 	"github.com/costops/cost-analysis-operator/internal/plugin"
 )
-
-const indexBatchJobJob = indexes.BatchJobJob
 
 // jobScope holds what one reconcile of a Job read and decided.
 type jobScope struct {
@@ -36,67 +29,14 @@ type jobScope struct {
 	ds       *costv1.DataSource
 	settings runSettings
 	summary  taskSummary
+	// tasks are the run's JobTasks: those the plan just created, else the cache's.
+	tasks []*costv1.JobTask
 	// stop ends the phase list early (the run ended or must wait).
 	stop bool
 }
 
 func newJobScope(job *costv1.Job, now time.Time) *jobScope {
 	return &jobScope{job: job, orig: job.DeepCopy(), now: now, settings: effectiveSettings(job, nil)}
-}
-
-// metaNow is t as the API stores it, to the second, rounded up: so that the stored
-// times never precede what they record (a timeout is never enforced early) and stay
-// in order (startedAt <= updatedAt <= finishedAt).
-func metaNow(t time.Time) metav1.Time {
-	r := t.Truncate(time.Second)
-	if r.Before(t) {
-		r = r.Add(time.Second)
-	}
-	return metav1.NewTime(r)
-}
-
-// runSettings are a Job's effective run settings.
-type runSettings struct {
-	Timeout     time.Duration
-	Parallelism int32
-	Retries     int32
-	Policy      costv1.FailurePolicy
-	TTL         *int32
-}
-
-// effectiveSettings merges the Job's settings over its DataSource's defaults over the
-// operator's defaults.
-func effectiveSettings(job *costv1.Job, ds *costv1.DataSource) runSettings {
-	s := runSettings{Timeout: DefaultJobTimeout, Parallelism: DefaultParallelism, Retries: DefaultTaskRetryLimit, Policy: costv1.FailurePolicyFail}
-	if ds != nil {
-		d := ds.Spec.JobDefaults
-		if d.Timeout != nil && d.Timeout.Duration > 0 {
-			s.Timeout = d.Timeout.Duration
-		}
-		if d.Parallelism != nil {
-			s.Parallelism = *d.Parallelism
-		}
-		if d.TaskRetryLimit != nil {
-			s.Retries = *d.TaskRetryLimit
-		}
-		if d.FailurePolicy != "" {
-			s.Policy = d.FailurePolicy
-		}
-		s.TTL = d.TTLSecondsAfterFinished
-	}
-	if job.Spec.Timeout != nil && job.Spec.Timeout.Duration > 0 {
-		s.Timeout = job.Spec.Timeout.Duration
-	}
-	if job.Spec.Parallelism != nil {
-		s.Parallelism = *job.Spec.Parallelism
-	}
-	if job.Spec.TaskRetryLimit != nil {
-		s.Retries = *job.Spec.TaskRetryLimit
-	}
-	if job.Spec.FailurePolicy != "" {
-		s.Policy = job.Spec.FailurePolicy
-	}
-	return s
 }
 
 // deadline is when the run times out: startedAt + timeout.
@@ -167,29 +107,40 @@ func (r *JobReconciler) reconcileDataSource(ctx context.Context, s *jobScope) (r
 	return reconcile.Result{}, nil
 }
 
-// reconcilePlan asks the plugin how to divide the run and creates one JobTask per
-// task, with deterministic names, so that a plan interrupted by a restart resumes
-// without creating anything twice.
+// reconcilePlan asks the plugin how to divide the run, lays the tasks out on batch
+// Jobs and creates one JobTask per task, with deterministic names, so that a plan
+// interrupted by a restart resumes without creating anything twice.
 func (r *JobReconciler) reconcilePlan(ctx context.Context, s *jobScope) (reconcile.Result, error) {
-	if s.planned() || s.job.Spec.Cancel || s.stop {
+	if s.planned() || s.job.Spec.Cancel {
 		return reconcile.Result{}, nil
 	}
 	if d := s.deadline(); !d.IsZero() && !s.now.Before(d) {
 		return reconcile.Result{}, nil // reconcileEnd times the run out
 	}
-	logger := log.FromContext(ctx)
-	failPlan := func(code string, err error) {
-		r.end(ctx, s, outcome{State: costv1.JobFailure, Reason: costv1.ReasonPlanFailed, ErrorCode: code, ErrorMessage: err.Error()})
+	res, wait := r.getTasks(ctx, s)
+	if res == nil {
+		return wait, nil
 	}
+	return reconcile.Result{}, r.createPlan(ctx, s, res)
+}
+
+// failPlan ends a run whose plan failed.
+func (r *JobReconciler) failPlan(ctx context.Context, s *jobScope, code string, err error) {
+	r.end(ctx, s, outcome{State: costv1.JobFailure, Reason: costv1.ReasonPlanFailed, ErrorCode: code, ErrorMessage: err.Error()})
+}
+
+// getTasks calls the plugin's get_tasks. A nil answer means the run failed (ended
+// here) or must wait (wait says how long).
+func (r *JobReconciler) getTasks(ctx context.Context, s *jobScope) (res *plugin.TasksResult, wait reconcile.Result) {
 	in, ierr := resolvePluginInputs(ctx, r.apiReader, s.ds, r.pluginCallTimeout)
 	if ierr != nil {
-		failPlan(ierr.Code, ierr)
-		return reconcile.Result{}, nil
+		r.failPlan(ctx, s, ierr.Code, ierr)
+		return nil, wait
 	}
 	cl, err := r.plugins.Client(in.Conn)
 	if err != nil {
-		failPlan(costv1.ErrorPluginUnavailable, err)
-		return reconcile.Result{}, nil
+		r.failPlan(ctx, s, costv1.ErrorPluginUnavailable, err)
+		return nil, wait
 	}
 	req := plugin.GetTasksRequest{
 		Options: in.Options, SecretData: in.SecretData, Schema: in.Schema,
@@ -199,82 +150,90 @@ func (r *JobReconciler) reconcilePlan(ctx context.Context, s *jobScope) (reconci
 		req.LastSynchronizedAt = t.UTC().Format(time.RFC3339)
 	}
 	callCtx, cancel := context.WithDeadline(ctx, s.deadline())
-	res, err := cl.GetTasks(callCtx, req)
+	res, err = cl.GetTasks(callCtx, req)
 	cancel()
-	if err != nil {
-		var malformed *plugin.MalformedError
-		switch {
-		case errors.As(err, &malformed):
-			failPlan(costv1.ErrorGetJobTasks, fmt.Errorf("the plugin returned malformed tasks: %w", err))
-		case plugin.IsUnavailable(err) && s.now.Before(s.job.Status.StartedAt.Add(r.planRetryWindow)):
-			logger.Info("Plugin unavailable, retrying the plan", "err", err.Error())
-			meta.SetStatusCondition(&s.job.Status.Conditions, metav1.Condition{Type: costv1.ConditionPlanned,
-				Status: metav1.ConditionFalse, Reason: costv1.ReasonWaitingForPlugin, Message: err.Error()})
-			return reconcile.Result{RequeueAfter: 5 * time.Second}, nil
-		case plugin.IsUnavailable(err):
-			failPlan(costv1.ErrorPluginUnavailable, err)
-		default:
-			failPlan(costv1.ErrorGetJobTasks, err)
-		}
-		return reconcile.Result{}, nil
+	if err == nil {
+		return res, wait
 	}
+	var malformed *plugin.MalformedError
+	switch {
+	case errors.As(err, &malformed):
+		r.failPlan(ctx, s, costv1.ErrorGetJobTasks, fmt.Errorf("the plugin returned malformed tasks: %w", err))
+	case plugin.IsUnavailable(err) && s.now.Before(s.job.Status.StartedAt.Add(r.planRetryWindow)):
+		log.FromContext(ctx).Info("Plugin unavailable, retrying the plan", "err", err.Error())
+		meta.SetStatusCondition(&s.job.Status.Conditions, metav1.Condition{Type: costv1.ConditionPlanned,
+			Status: metav1.ConditionFalse, Reason: costv1.ReasonWaitingForPlugin, Message: err.Error()})
+		return nil, reconcile.Result{RequeueAfter: 5 * time.Second}
+	case plugin.IsUnavailable(err):
+		r.failPlan(ctx, s, costv1.ErrorPluginUnavailable, err)
+	default:
+		r.failPlan(ctx, s, costv1.ErrorGetJobTasks, err)
+	}
+	return nil, wait
+}
 
+// createPlan records the plan's size and layout, then creates its JobTasks.
+func (r *JobReconciler) createPlan(ctx context.Context, s *jobScope, res *plugin.TasksResult) error {
 	st := &s.job.Status
 	n := int32(len(res.Tasks))
 	if st.TotalTasks > 0 && st.TotalTasks != n {
-		failPlan(costv1.ErrorPlanChanged, fmt.Errorf("the plan was interrupted and get_tasks now returns %d tasks instead of %d", n, st.TotalTasks))
-		return reconcile.Result{}, nil
+		r.failPlan(ctx, s, costv1.ErrorPlanChanged, fmt.Errorf("the plan was interrupted and get_tasks now returns %d tasks instead of %d", n, st.TotalTasks))
+		return nil
 	}
 	tasks, err := buildJobTasks(s.job, res.Tasks)
 	if err != nil {
-		failPlan(costv1.ErrorGetJobTasks, err)
-		return reconcile.Result{}, nil
+		r.failPlan(ctx, s, costv1.ErrorGetJobTasks, err)
+		return nil
 	}
-	// Record the size of the plan before creating anything, so a restart knows it.
+	// Record the size and layout of the plan before creating anything, so a
+	// restart knows them.
 	st.TotalTasks = n
 	st.Changed, st.LastChangedAt = changedWindows(res.Changed)
 	st.SyncedAccounts = int32(len(res.SyncedAccounts))
+	if st.BatchJobs == nil {
+		l := planLayout(taskFileSizes(tasks), r.indexesPerBatchJob)
+		st.BatchJobs = &costv1.BatchJobsStatus{IndexesPerBatchJob: l.per, Count: l.count(), Queue: queueName(s.job, s.ds)}
+	}
 	applyTasks(st, taskSummary{})
 	if err := r.writeStatus(ctx, s); err != nil {
-		return reconcile.Result{}, err
+		return err
 	}
 
 	start := time.Now()
 	if err := r.createTasks(ctx, s.job, tasks); err != nil {
 		var changed *planChangedError
 		if errors.As(err, &changed) {
-			failPlan(costv1.ErrorPlanChanged, err)
-			return reconcile.Result{}, nil
+			r.failPlan(ctx, s, costv1.ErrorPlanChanged, err)
+			return nil
 		}
-		return reconcile.Result{}, err
+		return err
 	}
-	offer := make(map[string]int32, len(tasks))
-	for _, t := range tasks {
-		offer[t.Name] = t.Spec.Index
-	}
-	r.ledger.Offer(ledgerJob(ctx, r.client, s.job, s.settings.Parallelism), offer)
+	s.tasks = tasks
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: costv1.ConditionPlanned, Status: metav1.ConditionTrue,
 		Reason: costv1.ReasonTasksCreated, Message: fmt.Sprintf("the plugin planned %d tasks", n)})
-	logger.Info("Job planned", "tasks", n, "duration", time.Since(start).String())
+	log.FromContext(ctx).Info("Job planned", "tasks", n, "batchJobs", st.BatchJobs.Count, "duration", time.Since(start).String())
 	r.recorder.Eventf(s.job, nil, corev1.EventTypeNormal, "Planned", "Plan", "The plugin planned %d tasks", n)
-	return reconcile.Result{}, nil
+	return nil
 }
 
 type planChangedError struct{ msg string }
 
 func (e *planChangedError) Error() string { return e.msg }
 
-// createTasks creates the JobTasks that do not exist yet, planWorkers at a time. A
-// JobTask that exists must be the same task (same digest), or the plan changed.
+// createTasks creates the JobTasks that do not exist yet, planWorkers at a time, and
+// gives every task its UID. A JobTask that exists must be the same task (same
+// digest), or the plan changed.
 func (r *JobReconciler) createTasks(ctx context.Context, job *costv1.Job, tasks []*costv1.JobTask) error {
 	var existing costv1.JobTaskList
 	if err := r.client.List(ctx, &existing, client.InNamespace(job.Namespace),
 		client.MatchingFields{indexes.JobTaskJob: job.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
-	have := make(map[string]string, len(existing.Items))
+	have := make(map[string]*costv1.JobTask, len(existing.Items))
 	for i := range existing.Items {
-		have[existing.Items[i].Name] = existing.Items[i].Annotations[costv1.AnnotationTaskHash]
+		if metav1.IsControlledBy(&existing.Items[i], job) {
+			have[existing.Items[i].Name] = &existing.Items[i]
+		}
 	}
 	work := make(chan *costv1.JobTask)
 	var (
@@ -300,11 +259,12 @@ func (r *JobReconciler) createTasks(ctx context.Context, job *costv1.Job, tasks 
 		})
 	}
 	for _, t := range tasks {
-		if h, ok := have[t.Name]; ok {
-			if h != t.Annotations[costv1.AnnotationTaskHash] {
+		if cur, ok := have[t.Name]; ok {
+			if cur.Annotations[costv1.AnnotationTaskHash] != t.Annotations[costv1.AnnotationTaskHash] {
 				setErr(&planChangedError{msg: fmt.Sprintf("JobTask %s exists with other task options than get_tasks now returns", t.Name)})
 				break
 			}
+			t.UID = cur.UID
 			continue
 		}
 		mu.Lock()
@@ -320,6 +280,8 @@ func (r *JobReconciler) createTasks(ctx context.Context, job *costv1.Job, tasks 
 	return firstErr
 }
 
+// createTask creates one JobTask (t gets its UID), or checks that the one that
+// exists is the same task.
 func (r *JobReconciler) createTask(ctx context.Context, t *costv1.JobTask) error {
 	err := r.client.Create(ctx, t)
 	if err == nil || !apierrors.IsAlreadyExists(err) {
@@ -332,123 +294,30 @@ func (r *JobReconciler) createTask(ctx context.Context, t *costv1.JobTask) error
 	if cur.Annotations[costv1.AnnotationTaskHash] != t.Annotations[costv1.AnnotationTaskHash] {
 		return &planChangedError{msg: fmt.Sprintf("JobTask %s exists with other task options than get_tasks now returns", t.Name)}
 	}
+	t.UID = cur.UID
 	return nil
 }
 
-// JobTaskName is the deterministic name of a Job's task.
-func JobTaskName(job string, index int) string { return job + "-" + strconv.Itoa(index) }
-
-// buildJobTasks turns the plugin's tasks into JobTask objects owned by the Job.
-func buildJobTasks(job *costv1.Job, tasks []plugin.Task) ([]*costv1.JobTask, error) {
-	out := make([]*costv1.JobTask, 0, len(tasks))
-	for i, t := range tasks {
-		opts, err := toRaw(t.Options)
-		if err != nil || opts == nil {
-			return nil, fmt.Errorf("task %d: task_options cannot be encoded: %w", i, err)
-		}
-		var changed *costv1.ChangedWindow
-		if t.Changed != nil {
-			w, err := changedWindow(*t.Changed)
-			if err != nil {
-				return nil, fmt.Errorf("task %d: task_changed: %w", i, err)
-			}
-			changed = &w
-		}
-		digest := sha256.New()
-		digest.Write(opts.Raw)
-		if changed != nil {
-			b, _ := json.Marshal(changed)
-			digest.Write(b)
-		}
-		jt := &costv1.JobTask{
-			ObjectMeta: metav1.ObjectMeta{
-				Name:      JobTaskName(job.Name, i),
-				Namespace: job.Namespace,
-				Labels: map[string]string{
-					costv1.LabelJob:        job.Name,
-					costv1.LabelDataSource: job.Spec.DataSourceRef.Name,
-				},
-				Annotations: map[string]string{costv1.AnnotationTaskHash: hex.EncodeToString(digest.Sum(nil))[:16]},
-			},
-			Spec: costv1.JobTaskSpec{
-				JobRef:        costv1.LocalObjectReference{Name: job.Name},
-				DataSourceRef: job.Spec.DataSourceRef,
-				Index:         int32(i),
-				TaskOptions:   *opts,
-				TaskChanged:   changed,
-			},
-		}
-		jt.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(job, costv1.GroupVersion.WithKind("Job"))}
-		out = append(out, jt)
-	}
-	return out, nil
-}
-
-func changedWindow(c plugin.Changed) (costv1.ChangedWindow, error) {
-	w := costv1.ChangedWindow{Start: c.Start, End: c.End}
-	if len(c.Filter) > 0 {
-		f, err := toRaw(c.Filter)
-		if err != nil {
-			return w, err
-		}
-		w.Filter = f
-	}
-	return w, nil
-}
-
-// maxChangedWindows bounds the windows kept in a Job's status.
-const maxChangedWindows = 256
-
-// changedWindows converts the job-level windows and finds the earliest start.
-func changedWindows(in []plugin.Changed) ([]costv1.ChangedWindow, *metav1.Time) {
-	var out []costv1.ChangedWindow
-	for _, c := range in {
-		w, err := changedWindow(c)
-		if err != nil {
-			continue
-		}
-		out = append(out, w)
-	}
-	earliest := earliestStart(out)
-	if len(out) > maxChangedWindows {
-		out = out[:maxChangedWindows]
-	}
-	return out, earliest
-}
-
-// reconcileTasks aggregates the JobTasks into the status and passes a changed
-// parallelism on to the admission ledger.
+// reconcileTasks aggregates the JobTasks into the status.
 func (r *JobReconciler) reconcileTasks(ctx context.Context, s *jobScope) (reconcile.Result, error) {
-	if s.stop {
-		return reconcile.Result{}, nil
-	}
-	sum, err := r.observeTasks(ctx, s.job)
+	tasks, err := r.listTasks(ctx, s.job)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	s.summary = sum
+	if s.tasks == nil || len(tasks) >= len(s.tasks) {
+		s.tasks = tasks // else the plan just created them, and the cache is behind
+	}
+	s.summary = summarizeTasks(s.tasks)
 	if s.ds != nil && s.job.Status.Metering == nil {
 		s.job.Status.Metering = &costv1.MeteringSummary{ResourceSpecCode: resourceSpecCode(s.ds.Spec.Collector)}
 	}
-	applyTasks(&s.job.Status, sum)
-	r.ledger.Resize(client.ObjectKeyFromObject(s.job), s.job.UID, int(s.settings.Parallelism))
+	applyTasks(&s.job.Status, s.summary)
 	return reconcile.Result{}, nil
-}
-
-func (r *JobReconciler) observeTasks(ctx context.Context, job *costv1.Job) (taskSummary, error) {
-	tasks, err := r.listTasks(ctx, job)
-	if err != nil {
-		return taskSummary{}, err
-	}
-	return summarizeTasks(tasks), nil
 }
 
 // reconcileEnd decides whether the run ends now: cancel, timeout, a failed task, or
 // every task done.
 func (r *JobReconciler) reconcileEnd(ctx context.Context, s *jobScope) (reconcile.Result, error) {
-	if s.stop {
-		return reconcile.Result{}, nil
-	}
 	o, done := decideOutcome(runState{
 		Cancel: s.job.Spec.Cancel, ReplacedBy: s.job.Annotations[costv1.AnnotationReplacedBy], Planned: s.planned(), TotalTasks: s.job.Status.TotalTasks,
 		Policy: s.settings.Policy, Deadline: s.deadline(), Now: s.now, TimeoutString: s.settings.Timeout.String(),
@@ -466,9 +335,6 @@ func (r *JobReconciler) reconcileEnd(ctx context.Context, s *jobScope) (reconcil
 // reconcileDeadline enforces the timeout: the Job comes back exactly at its deadline,
 // without polling in between.
 func (r *JobReconciler) reconcileDeadline(_ context.Context, s *jobScope) (reconcile.Result, error) {
-	if s.stop {
-		return reconcile.Result{}, nil
-	}
 	d := s.deadline()
 	if d.IsZero() {
 		return reconcile.Result{}, nil
@@ -477,43 +343,20 @@ func (r *JobReconciler) reconcileDeadline(_ context.Context, s *jobScope) (recon
 }
 
 // reconcileFinished keeps a finished Job's counts true to its JobTasks (they follow
-// the Job to CANCELED or TIMEOUT) and its DataSource's status up to date. It never
-// re-opens the run, and writes nothing when nothing changed.
+// the Job to CANCELED or TIMEOUT), makes sure nothing of an early-ended run still
+// runs, and keeps its DataSource's status up to date. It never re-opens the run, and
+// writes nothing when nothing changed.
 func (r *JobReconciler) reconcileFinished(ctx context.Context, s *jobScope) (reconcile.Result, error) {
-	r.ledger.Forget(client.ObjectKeyFromObject(s.job))
-	sum, err := r.observeTasks(ctx, s.job)
+	if s.job.Status.Status != costv1.JobSuccess {
+		if err := r.stopBatchJobs(ctx, s.job); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	tasks, err := r.listTasks(ctx, s.job)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	s.summary = sum
-	applyTasks(&s.job.Status, sum)
+	s.summary = summarizeTasks(tasks)
+	applyTasks(&s.job.Status, s.summary)
 	return reconcile.Result{}, r.releaseAndRecord(ctx, s.job)
-}
-
-func newerFinish(job *costv1.Job, last *costv1.LastJobStatus) bool {
-	if last == nil || job.Status.FinishedAt == nil {
-		return last == nil
-	}
-	if last.Name == job.Name {
-		return last.Status != job.Status.Status
-	}
-	return last.FinishedAt == nil || last.FinishedAt.Before(job.Status.FinishedAt)
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// ledgerJob describes a Job to the admission ledger.
-func ledgerJob(ctx context.Context, c client.Reader, job *costv1.Job, parallelism int32) admission.Job {
-	return admission.Job{
-		NamespacedName: types.NamespacedName{Namespace: job.Namespace, Name: job.Name},
-		UID:            job.UID,
-		Limit:          int(parallelism),
-		Running:        func() []string { return runningBatchJobs(ctx, c, job.Namespace, job.Name) },
-		Planned:        meta.IsStatusConditionTrue(job.Status.Conditions, costv1.ConditionPlanned),
-	}
 }

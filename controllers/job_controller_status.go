@@ -1,6 +1,10 @@
 package controllers
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+	"github.com/costops/cost-analysis-operator/internal/plugin"
 )
 
 // This file computes a Job's status from what was observed. Nothing here does I/O.
@@ -309,4 +314,82 @@ func countsOnlyChange(old, cur *costv1.JobStatus) bool {
 		st.ObservedGeneration = 0
 	}
 	return equality.Semantic.DeepEqual(a, b)
+}
+
+// buildJobTasks turns the plugin's tasks into JobTask objects owned by the Job.
+func buildJobTasks(job *costv1.Job, tasks []plugin.Task) ([]*costv1.JobTask, error) {
+	out := make([]*costv1.JobTask, 0, len(tasks))
+	for i, t := range tasks {
+		opts, err := toRaw(t.Options)
+		if err != nil || opts == nil {
+			return nil, fmt.Errorf("task %d: task_options cannot be encoded: %w", i, err)
+		}
+		var changed *costv1.ChangedWindow
+		if t.Changed != nil {
+			w, err := changedWindow(*t.Changed)
+			if err != nil {
+				return nil, fmt.Errorf("task %d: task_changed: %w", i, err)
+			}
+			changed = &w
+		}
+		digest := sha256.New()
+		digest.Write(opts.Raw)
+		if changed != nil {
+			b, _ := json.Marshal(changed)
+			digest.Write(b)
+		}
+		jt := &costv1.JobTask{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:      JobTaskName(job.Name, i),
+				Namespace: job.Namespace,
+				Labels: map[string]string{
+					costv1.LabelJob:        job.Name,
+					costv1.LabelDataSource: job.Spec.DataSourceRef.Name,
+				},
+				Annotations: map[string]string{costv1.AnnotationTaskHash: hex.EncodeToString(digest.Sum(nil))[:16]},
+			},
+			Spec: costv1.JobTaskSpec{
+				JobRef:        costv1.LocalObjectReference{Name: job.Name},
+				DataSourceRef: job.Spec.DataSourceRef,
+				Index:         int32(i),
+				TaskOptions:   *opts,
+				TaskChanged:   changed,
+			},
+		}
+		jt.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(job, costv1.GroupVersion.WithKind("Job"))}
+		out = append(out, jt)
+	}
+	return out, nil
+}
+
+func changedWindow(c plugin.Changed) (costv1.ChangedWindow, error) {
+	w := costv1.ChangedWindow{Start: c.Start, End: c.End}
+	if len(c.Filter) > 0 {
+		f, err := toRaw(c.Filter)
+		if err != nil {
+			return w, err
+		}
+		w.Filter = f
+	}
+	return w, nil
+}
+
+// maxChangedWindows bounds the windows kept in a Job's status.
+const maxChangedWindows = 256
+
+// changedWindows converts the job-level windows and finds the earliest start.
+func changedWindows(in []plugin.Changed) ([]costv1.ChangedWindow, *metav1.Time) {
+	var out []costv1.ChangedWindow
+	for _, c := range in {
+		w, err := changedWindow(c)
+		if err != nil {
+			continue
+		}
+		out = append(out, w)
+	}
+	earliest := earliestStart(out)
+	if len(out) > maxChangedWindows {
+		out = out[:maxChangedWindows]
+	}
+	return out, earliest
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -18,19 +19,13 @@ import (
 	"github.com/costops/cost-analysis-operator/internal/taskpod"
 )
 
-func taskIndex(bj *batchv1.Job) int {
-	var i int
-	_, _ = fmt.Sscanf(bj.Spec.Template.Annotations[costv1.AnnotationTaskIndex], "%d", &i)
-	return i
-}
-
 func TestJobRunsManyTasksToSuccessWithinParallelism(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	createSecret(t, ns, "creds", map[string]string{"api_key": "k"})
 	createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 30}`)
-	kl := startKubelet(t, ns, func(bj *batchv1.Job) taskOutcome {
-		o := success(taskIndex(bj) + 1)
+	kl := startKubelet(t, ns, func(task podTask) taskOutcome {
+		o := success(task.Index + 1)
 		o.runFor = 300 * time.Millisecond
 		return o
 	})
@@ -72,7 +67,7 @@ func TestJobRunsManyTasksToSuccessWithinParallelism(t *testing.T) {
 		t.Fatalf("%d JobTasks, want 30", len(tasks))
 	}
 	for _, task := range tasks {
-		if task.Status.Status != costv1.TaskSuccess || task.Status.StartedAt == nil || task.Status.FinishedAt == nil || task.Status.BatchJobName == "" {
+		if task.Status.Status != costv1.TaskSuccess || task.Status.StartedAt == nil || task.Status.FinishedAt == nil || task.Status.BatchJobName != "run-b0" || task.Status.Attempts != 1 {
 			t.Fatalf("task %s: %+v", task.Name, task.Status)
 		}
 		if want := fmt.Sprintf("run-%d", task.Spec.Index); task.Name != want {
@@ -82,13 +77,30 @@ func TestJobRunsManyTasksToSuccessWithinParallelism(t *testing.T) {
 			t.Fatalf("task %s not controlled by the Job", task.Name)
 		}
 	}
-	// Owner references chain Job -> JobTask -> batch Job, so deleting a Job deletes
-	// its children (the garbage collector does it on a real cluster; see the e2e suite).
-	for _, bj := range listBatchJobs(t, ns, "run") {
+	// The 30 tasks ran as the completion indexes of one Indexed batch Job, owned by
+	// the Job, so deleting the Job deletes it (the garbage collector; see the e2e suite).
+	var bjs []batchv1.Job
+	eventually(t, 10*time.Second, func() error { // the run ends on its pods, before the batch Job records them
+		bjs = listBatchJobs(t, ns, "run")
+		if len(bjs) != 1 {
+			return fmt.Errorf("%d batch Jobs, want 1 for 30 tasks", len(bjs))
+		}
+		if ok, done := finished(&bjs[0]); !ok || !done {
+			return fmt.Errorf("batch Job not complete: %v", bjs[0].Status.Conditions)
+		}
+		return nil
+	})
+	for _, bj := range bjs {
 		owner := metav1.GetControllerOf(&bj)
-		if owner == nil || owner.Kind != "JobTask" || !ptr.Deref(owner.BlockOwnerDeletion, false) {
+		if owner == nil || owner.Kind != "Job" || owner.UID != j.UID || !ptr.Deref(owner.BlockOwnerDeletion, false) {
 			t.Fatalf("batch Job %s owner %+v", bj.Name, owner)
 		}
+		if ok, done := finished(&bj); bj.Status.CompletedIndexes != "0-29" || !ok || !done {
+			t.Fatalf("batch Job %s: completedIndexes %q conditions %v", bj.Name, bj.Status.CompletedIndexes, bj.Status.Conditions)
+		}
+	}
+	if j.Status.BatchJobs == nil || j.Status.BatchJobs.Count != 1 || j.Status.BatchJobs.Created != 1 || j.Status.BatchJobs.IndexesPerBatchJob != 1000 {
+		t.Fatalf("status.batchJobs %+v", j.Status.BatchJobs)
 	}
 	ds := &costv1.DataSource{}
 	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "billing"}, ds); err != nil {
@@ -110,7 +122,7 @@ func TestBatchJobFollowsTheTaskPodContract(t *testing.T) {
 		ds.Spec.Collector.ServiceAccountName = "collector"
 		ds.Spec.Collector.NodeSelector = map[string]string{"pool": "batch"}
 	})
-	startKubelet(t, ns, func(*batchv1.Job) taskOutcome { return taskOutcome{hang: true} })
+	startKubelet(t, ns, func(podTask) taskOutcome { return taskOutcome{hang: true} })
 	startManager(t, testOptions())
 	createJob(t, ns, "run", "billing", func(j *costv1.Job) { j.Spec.Timeout = &metav1.Duration{Duration: 10 * time.Minute} })
 
@@ -123,8 +135,8 @@ func TestBatchJobFollowsTheTaskPodContract(t *testing.T) {
 		bj = list[0]
 		return nil
 	})
-	if ptr.Deref(bj.Spec.BackoffLimit, -1) != 3 {
-		t.Errorf("backoffLimit %v, want 3", bj.Spec.BackoffLimit)
+	if ptr.Deref(bj.Spec.BackoffLimitPerIndex, -1) != 3 || ptr.Deref(bj.Spec.CompletionMode, "") != batchv1.IndexedCompletion {
+		t.Errorf("backoffLimitPerIndex %v mode %v, want 3 retries per index of an Indexed Job", bj.Spec.BackoffLimitPerIndex, bj.Spec.CompletionMode)
 	}
 	if d := ptr.Deref(bj.Spec.ActiveDeadlineSeconds, 0); d <= 0 || d > 601 {
 		t.Errorf("activeDeadlineSeconds %d, want within the Job's 10m", d)
@@ -139,24 +151,38 @@ func TestBatchJobFollowsTheTaskPodContract(t *testing.T) {
 		env[e.Name] = e.Value
 	}
 	for k, want := range map[string]string{
-		taskpod.EnvJobID: "run", taskpod.EnvJobTaskID: "run-0", taskpod.EnvDataSourceID: "billing", taskpod.EnvDomainID: ns,
+		taskpod.EnvJobID: "run", taskpod.EnvDataSourceID: "billing", taskpod.EnvDomainID: ns, taskpod.EnvTasksDir: taskpod.TasksMountPath,
 		taskpod.EnvPluginEndpoint: pluginAddr, taskpod.EnvPluginOptions: `{"tasks":1}`, taskpod.EnvSecretDir: taskpod.SecretMountPath,
 	} {
 		if env[k] != want {
 			t.Errorf("env %s=%q, want %q", k, env[k], want)
 		}
 	}
-	if !strings.Contains(env[taskpod.EnvTaskOptions], `"index"`) {
-		t.Errorf("task options env %q", env[taskpod.EnvTaskOptions])
+	if _, ok := env[taskpod.EnvJobTaskID]; ok {
+		t.Errorf("the pod spec names a task (%s): it must be the same for every task of the batch Job", taskpod.EnvJobTaskID)
 	}
-	if len(pod.Volumes) != 1 || pod.Volumes[0].Secret == nil || pod.Volumes[0].Secret.SecretName != "creds" ||
-		len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != taskpod.SecretMountPath {
-		t.Errorf("secret volume %+v mounts %+v", pod.Volumes, c.VolumeMounts)
+	if len(pod.Volumes) != 2 || pod.Volumes[0].ConfigMap == nil || pod.Volumes[0].ConfigMap.Name != "run-b0" ||
+		pod.Volumes[1].Secret == nil || pod.Volumes[1].Secret.SecretName != "creds" ||
+		len(c.VolumeMounts) != 2 || c.VolumeMounts[0].MountPath != taskpod.TasksMountPath || c.VolumeMounts[1].MountPath != taskpod.SecretMountPath {
+		t.Errorf("volumes %+v mounts %+v", pod.Volumes, c.VolumeMounts)
+	}
+	// The pod's task file: the batch Job's ConfigMap, key = completion index.
+	cm := &corev1.ConfigMap{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "run-b0"}, cm); err != nil {
+		t.Fatal(err)
+	}
+	task0 := &costv1.JobTask{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "run-0"}, task0); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := taskpod.ParseTask([]byte(cm.Data["0"])); err != nil || f.JobTaskID != "run-0" || f.JobTaskUID != string(task0.UID) ||
+		!strings.Contains(string(f.Options), `"index"`) || !ptr.Deref(cm.Immutable, false) || !metav1.IsControlledBy(cm, &bj) && metav1.GetControllerOf(cm).Kind != "Job" {
+		t.Errorf("task file %q (%v), ConfigMap %+v", cm.Data["0"], err, cm.ObjectMeta)
 	}
 	if pod.ServiceAccountName != "collector" || pod.NodeSelector["pool"] != "batch" {
 		t.Errorf("pod template does not follow the collector spec: %+v", pod)
 	}
-	for _, l := range []string{costv1.LabelJob, costv1.LabelJobTask, costv1.LabelDataSource} {
+	for _, l := range []string{costv1.LabelJob, costv1.LabelDataSource} {
 		if bj.Labels[l] == "" || bj.Spec.Template.Labels[l] == "" {
 			t.Errorf("label %s missing", l)
 		}
@@ -246,8 +272,8 @@ func TestTaskFailureUnderEachPolicy(t *testing.T) {
 		ns := newNamespace(t)
 		createSecret(t, ns, "creds", map[string]string{"api_key": "k"})
 		createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 6}`)
-		startKubelet(t, ns, func(bj *batchv1.Job) taskOutcome {
-			if taskIndex(bj) == 0 {
+		startKubelet(t, ns, func(task podTask) taskOutcome {
+			if task.Index == 0 {
 				o := failure("ERROR_GET_DATA", "quota exceeded")
 				o.runFor = time.Second
 				return o
@@ -269,8 +295,8 @@ func TestTaskFailureUnderEachPolicy(t *testing.T) {
 		ns := newNamespace(t)
 		createSecret(t, ns, "creds", map[string]string{"api_key": "k"})
 		createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 5}`)
-		startKubelet(t, ns, func(bj *batchv1.Job) taskOutcome {
-			if taskIndex(bj) == 1 {
+		startKubelet(t, ns, func(task podTask) taskOutcome {
+			if task.Index == 1 {
 				return failure("ERROR_GET_DATA", "bad month")
 			}
 			return success(10)
@@ -313,7 +339,7 @@ func assertStopped(t *testing.T, ns, job string, total int, want costv1.JobTaskS
 			return fmt.Errorf("no task ended %s", want)
 		}
 		for _, bj := range listBatchJobs(t, ns, job) {
-			if bj.DeletionTimestamp.IsZero() {
+			if bj.DeletionTimestamp.IsZero() && !ptr.Deref(bj.Spec.Suspend, false) {
 				if _, done := finished(&bj); !done {
 					return fmt.Errorf("batch Job %s still runs", bj.Name)
 				}
@@ -342,8 +368,8 @@ func TestCancelWhileRunning(t *testing.T) {
 	ns := newNamespace(t)
 	createSecret(t, ns, "creds", map[string]string{"api_key": "k"})
 	createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 8}`)
-	startKubelet(t, ns, func(bj *batchv1.Job) taskOutcome {
-		if taskIndex(bj) < 2 {
+	startKubelet(t, ns, func(task podTask) taskOutcome {
+		if task.Index < 2 {
 			return success(5)
 		}
 		return taskOutcome{hang: true}
@@ -367,7 +393,7 @@ func TestCancelWhileRunning(t *testing.T) {
 	waitJob(t, ns, "run", costv1.JobCanceled, 20*time.Second)
 	assertStopped(t, ns, "run", 8, costv1.TaskCanceled)
 	if n := len(listPods(t, ns, "run")); n != 2 {
-		// the 4 running pods were deleted; the 2 that completed stay with their batch Jobs
+		// the 4 running pods were deleted; the 2 that completed stay with their batch Job
 		t.Fatalf("%d pods left, want only the 2 that completed", n)
 	}
 	j = waitJob(t, ns, "run", costv1.JobCanceled, time.Second)
@@ -390,12 +416,12 @@ func TestTimeoutIsEnforced(t *testing.T) {
 	ns := newNamespace(t)
 	createSecret(t, ns, "creds", map[string]string{"api_key": "k"})
 	createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 3}`)
-	startKubelet(t, ns, func(*batchv1.Job) taskOutcome { return taskOutcome{hang: true} })
+	startKubelet(t, ns, func(podTask) taskOutcome { return taskOutcome{hang: true} })
 	startManager(t, testOptions())
 	start := time.Now()
 	createJob(t, ns, "run", "billing", func(j *costv1.Job) { j.Spec.Timeout = &metav1.Duration{Duration: 4 * time.Second} })
 	eventually(t, 10*time.Second, func() error {
-		if n := len(listBatchJobs(t, ns, "run")); n != 3 {
+		if n := len(listBatchJobs(t, ns, "run")); n != 1 {
 			return fmt.Errorf("%d batch Jobs", n)
 		}
 		return nil
@@ -428,15 +454,17 @@ func TestManagerRestartMidPlanAndMidRun(t *testing.T) {
 	createSecret(t, ns, "creds", map[string]string{"api_key": "k"})
 	const total = 400
 	createDataSource(t, ns, "billing", pluginAddr, fmt.Sprintf(`{"tasks": %d}`, total))
-	kl := startKubelet(t, ns, func(*batchv1.Job) taskOutcome {
+	kl := startKubelet(t, ns, func(podTask) taskOutcome {
 		o := success(1)
 		o.runFor = 300 * time.Millisecond
 		return o
 	})
 
-	// A slow planner, stopped once part of the plan exists.
+	// A slow planner, stopped once part of the plan exists. The 400 tasks run on 8
+	// batch Jobs of 50, which share the parallelism of 5 across the restarts.
 	slow := testOptions()
 	slow.PlanWorkers = 1
+	slow.IndexesPerBatchJob = 50
 	stop := startManager(t, slow)
 	createJob(t, ns, "run", "billing", func(j *costv1.Job) { j.Spec.Parallelism = ptr.To[int32](5) })
 	eventually(t, 30*time.Second, func() error {
@@ -453,7 +481,9 @@ func TestManagerRestartMidPlanAndMidRun(t *testing.T) {
 	calls := plugin.Calls("get_tasks")
 
 	// A new manager resumes the plan.
-	stop = startManager(t, testOptions())
+	o := testOptions()
+	o.IndexesPerBatchJob = 20 // the layout was fixed by the plan: this changes nothing
+	stop = startManager(t, o)
 	eventually(t, 30*time.Second, func() error {
 		j := &costv1.Job{}
 		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "run"}, j); err != nil {
@@ -469,7 +499,7 @@ func TestManagerRestartMidPlanAndMidRun(t *testing.T) {
 	}
 	// And a third one takes over mid-run.
 	stop()
-	startManager(t, testOptions())
+	startManager(t, o)
 	j := waitJob(t, ns, "run", costv1.JobSuccess, 120*time.Second)
 	if j.Status.TotalTasks != total || j.Status.Tasks.Success != total || j.Status.CreatedCount != total {
 		t.Fatalf("status %+v", j.Status)
@@ -477,8 +507,11 @@ func TestManagerRestartMidPlanAndMidRun(t *testing.T) {
 	if n := len(listTasks(t, ns, "run")); n != total {
 		t.Fatalf("%d JobTasks, want %d", n, total)
 	}
-	if n := len(listBatchJobs(t, ns, "run")); n != total {
-		t.Fatalf("%d batch Jobs, want %d", n, total)
+	if n := len(listBatchJobs(t, ns, "run")); n != total/50 || j.Status.BatchJobs.Count != total/50 {
+		t.Fatalf("%d batch Jobs (status %+v), want %d", n, j.Status.BatchJobs, total/50)
+	}
+	if n := len(listPods(t, ns, "run")); n != total {
+		t.Fatalf("%d pods, want one per task", n)
 	}
 	if peak := kl.peakRunning(); peak > 5 {
 		t.Fatalf("peak of %d tasks running at once across restarts, parallelism 5", peak)
@@ -490,7 +523,7 @@ func TestLostBatchJobFailsTheTask(t *testing.T) {
 	ns := newNamespace(t)
 	createSecret(t, ns, "creds", map[string]string{"api_key": "k"})
 	createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 1}`)
-	startKubelet(t, ns, func(*batchv1.Job) taskOutcome { return taskOutcome{hang: true} })
+	startKubelet(t, ns, func(podTask) taskOutcome { return taskOutcome{hang: true} })
 	startManager(t, testOptions())
 	createJob(t, ns, "run", "billing")
 	eventually(t, 20*time.Second, func() error {
@@ -503,8 +536,8 @@ func TestLostBatchJobFailsTheTask(t *testing.T) {
 		}
 		return nil
 	})
-	bj := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "run-0"}}
-	if err := k8s.Delete(ctx, bj); err != nil {
+	bj := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "run-b0"}}
+	if err := k8s.Delete(ctx, bj, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
 		t.Fatal(err)
 	}
 	j := waitJob(t, ns, "run", costv1.JobFailure, 20*time.Second)

@@ -3,6 +3,7 @@ package controllers
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -13,8 +14,8 @@ import (
 	"github.com/costops/cost-analysis-operator/internal/taskpod"
 )
 
-// This file maps a task's batch Job and pods to the JobTask's status. Nothing here
-// does I/O.
+// This file maps a task's completion index (its batch Job's verdict and the index's
+// pods) to the JobTask's status. Nothing here does I/O.
 
 // batchJobFinished reports whether a batch Job ended, and whether it succeeded.
 func batchJobFinished(bj *batchv1.Job) (succeeded, finished bool) {
@@ -41,26 +42,41 @@ func batchJobCondition(bj *batchv1.Job, t batchv1.JobConditionType) *batchv1.Job
 	return nil
 }
 
-// observeTask computes a JobTask's status from its batch Job and that Job's pods.
-func observeTask(old costv1.JobTaskStatus, bj *batchv1.Job, pods []*corev1.Pod, now metav1.Time) costv1.JobTaskStatus {
+// observeTask computes a JobTask's status from its batch Job (completion index ci)
+// and that index's pods. A task ends as soon as its pod's end is seen, before the
+// batch Job records it, as the upstream Job controller moves on to its next index.
+func observeTask(old costv1.JobTaskStatus, bj *batchv1.Job, ci int32, pods []*corev1.Pod, now metav1.Time) costv1.JobTaskStatus {
 	st := *old.DeepCopy()
 	st.BatchJobName = bj.Name
-	st.Attempts = max(st.Attempts, bj.Status.Active+bj.Status.Succeeded+bj.Status.Failed, int32(len(pods)))
+	st.Attempts = max(st.Attempts, attempts(pods))
 	if st.StartedAt == nil {
 		st.StartedAt = earliestPodStart(pods)
 	}
-	succeeded, finished := batchJobFinished(bj)
+	completed := parseIndexSet(bj.Status.CompletedIndexes).has(ci)
+	failed := bj.Status.FailedIndexes != nil && parseIndexSet(*bj.Status.FailedIndexes).has(ci)
+	_, bjFinished := batchJobFinished(bj)
 	switch {
-	case finished && succeeded:
-		finishFromPods(&st, bj, pods, true, now)
-	case !finished && lastPod(pods, corev1.PodSucceeded) != nil:
-		// The task's one completion is in: the batch Job is certain to complete, and its
-		// Complete condition comes a sync (about a second) later. The task's result is
-		// the pod's; its slot goes to the next task now, as the upstream Job controller
-		// starts its next pod.
-		finishFromPods(&st, bj, pods, true, now)
-	case finished:
-		finishFromPods(&st, bj, pods, false, now)
+	case completed || lastPod(pods, corev1.PodSucceeded) != nil:
+		finishFromPods(&st, pods, true, now)
+	case failed:
+		finishFromPods(&st, pods, false, now)
+	case bjFinished:
+		cond := batchJobCondition(bj, batchv1.JobFailed)
+		switch {
+		case cond != nil && cond.Reason == batchv1.JobReasonDeadlineExceeded:
+			st.Status = costv1.TaskTimeout
+			st.ErrorCode = costv1.ErrorJobTimeout
+			st.ErrorMessage = "the task ran past the Job's deadline: " + cond.Message
+			st.FinishedAt = &now
+		case cond != nil && cond.Reason == batchv1.JobReasonMaxFailedIndexesExceeded:
+			// Another task failed under the Fail policy: the run ends, and the Job
+			// controller cancels this one with the rest.
+			if anyPodRunning(pods) {
+				st.Status = costv1.TaskInProgress
+			}
+		case cond != nil:
+			st = failedStatus(st, costv1.ErrorTaskPod, fmt.Sprintf("the task's batch Job %s failed before the task ended (%s: %s)", bj.Name, cond.Reason, cond.Message), now)
+		}
 	case anyPodRunning(pods) || st.Status == costv1.TaskInProgress:
 		st.Status = costv1.TaskInProgress
 	}
@@ -75,29 +91,37 @@ func observeTask(old costv1.JobTaskStatus, bj *batchv1.Job, pods []*corev1.Pod, 
 	return st
 }
 
-func finishFromPods(st *costv1.JobTaskStatus, bj *batchv1.Job, pods []*corev1.Pod, succeeded bool, now metav1.Time) {
-	st.FinishedAt = &now
-	if c := bj.Status.CompletionTime; c != nil && succeeded {
-		t := *c
-		st.FinishedAt = &t
+// attempts is the number of pods the task's index ran: the pods seen, or the failures
+// Kubernetes counted before the latest of them (failed pods may be gone).
+func attempts(pods []*corev1.Pod) int32 {
+	n := int32(len(pods))
+	for _, p := range pods {
+		if c, err := strconv.ParseInt(p.Annotations[taskpod.AnnotationIndexFailureCount], 10, 32); err == nil {
+			n = max(n, int32(c)+1)
+		}
 	}
+	return n
+}
+
+// finishFromPods ends a task from its pods: the result of its pod that succeeded, or
+// the error its last failed pod reported.
+func finishFromPods(st *costv1.JobTaskStatus, pods []*corev1.Pod, succeeded bool, now metav1.Time) {
+	st.FinishedAt = &now
 	if succeeded {
 		pod := lastPod(pods, corev1.PodSucceeded)
 		if pod == nil {
-			failTask(st, costv1.ErrorTaskResult, "the batch Job completed but its pod is gone, so its result cannot be read")
+			*st = failedStatus(*st, costv1.ErrorTaskResult, "the task's completion index succeeded but its pod is gone, so its result cannot be read", now)
 			return
 		}
-		if bj.Status.CompletionTime == nil {
-			if t := podFinish(pod); !t.IsZero() && containerTerminated(pod) != nil {
-				st.FinishedAt = &t
-			}
+		if t := podFinish(pod); !t.IsZero() && containerTerminated(pod) != nil {
+			st.FinishedAt = &t
 		}
 		res, err := taskpod.ParseResult(terminationMessage(pod))
 		switch {
 		case err != nil:
-			failTask(st, costv1.ErrorTaskResult, fmt.Sprintf("pod %s succeeded but its result is unusable: %v", pod.Name, err))
+			*st = failedStatus(*st, costv1.ErrorTaskResult, fmt.Sprintf("pod %s succeeded but its result is unusable: %v", pod.Name, err), *st.FinishedAt)
 		case res.Failed():
-			failTask(st, firstNonEmpty(res.ErrorCode, costv1.ErrorTaskResult), res.ErrorMessage)
+			*st = failedStatus(*st, firstNonEmpty(res.ErrorCode, costv1.ErrorTaskResult), res.ErrorMessage, *st.FinishedAt)
 		default:
 			st.Status = costv1.TaskSuccess
 			st.CreatedCount = *res.CreatedCount
@@ -106,39 +130,34 @@ func finishFromPods(st *costv1.JobTaskStatus, bj *batchv1.Job, pods []*corev1.Po
 		}
 		return
 	}
-	cond := batchJobCondition(bj, batchv1.JobFailed)
-	if cond != nil && cond.Reason == batchv1.JobReasonDeadlineExceeded {
-		st.Status = costv1.TaskTimeout
-		st.ErrorCode = costv1.ErrorJobTimeout
-		st.ErrorMessage = "the task ran past the Job's deadline: " + cond.Message
+	pod := lastPod(pods, corev1.PodFailed)
+	if pod == nil {
+		*st = failedStatus(*st, costv1.ErrorTaskPod, "the task's pod failed or was deleted, and no retry is left", now)
 		return
 	}
-	pod := lastPod(pods, corev1.PodFailed)
-	if pod != nil {
-		if res, err := taskpod.ParseResult(terminationMessage(pod)); err == nil && res.Failed() {
-			failTask(st, firstNonEmpty(res.ErrorCode, costv1.ErrorTaskPod), res.ErrorMessage)
-			return
-		}
+	if t := podFinish(pod); !t.IsZero() && containerTerminated(pod) != nil {
+		now = t
 	}
-	msg := "the task's batch Job failed"
-	if cond != nil {
-		msg += fmt.Sprintf(" (%s: %s)", cond.Reason, cond.Message)
+	if res, err := taskpod.ParseResult(terminationMessage(pod)); err == nil && res.Failed() {
+		*st = failedStatus(*st, firstNonEmpty(res.ErrorCode, costv1.ErrorTaskPod), res.ErrorMessage, now)
+		return
 	}
-	if pod != nil {
-		if term := containerTerminated(pod); term != nil {
-			msg += fmt.Sprintf("; pod %s exited with code %d (%s) and no usable result", pod.Name, term.ExitCode, term.Reason)
-		} else {
-			msg += fmt.Sprintf("; pod %s failed: %s %s", pod.Name, pod.Status.Reason, pod.Status.Message)
-		}
+	msg := fmt.Sprintf("pod %s failed: %s %s", pod.Name, pod.Status.Reason, pod.Status.Message)
+	if term := containerTerminated(pod); term != nil {
+		msg = fmt.Sprintf("pod %s exited with code %d (%s) and no usable result", pod.Name, term.ExitCode, term.Reason)
 	}
-	failTask(st, costv1.ErrorTaskPod, msg)
+	*st = failedStatus(*st, costv1.ErrorTaskPod, msg, now)
 }
 
-func failTask(st *costv1.JobTaskStatus, code, msg string) {
+// failedStatus is a task's status once it failed with code and msg at now.
+func failedStatus(old costv1.JobTaskStatus, code, msg string, now metav1.Time) costv1.JobTaskStatus {
+	st := *old.DeepCopy()
 	st.Status = costv1.TaskFailure
 	st.ErrorCode = code
 	st.ErrorMessage = strings.TrimSpace(msg)
 	st.CreatedCount = 0
+	st.FinishedAt, st.UpdatedAt = &now, &now
+	return st
 }
 
 func containerTerminated(pod *corev1.Pod) *corev1.ContainerStateTerminated {
@@ -209,9 +228,9 @@ func earliestPodStart(pods []*corev1.Pod) *metav1.Time {
 	return best
 }
 
-// stopTask ends a task because its Job ended: CANCELED, or TIMEOUT when the Job
+// stoppedStatus ends a task because its Job ended: CANCELED, or TIMEOUT when the Job
 // timed out.
-func stopTask(old costv1.JobTaskStatus, jobState costv1.JobState, now metav1.Time) costv1.JobTaskStatus {
+func stoppedStatus(old costv1.JobTaskStatus, jobState costv1.JobState, now metav1.Time) costv1.JobTaskStatus {
 	st := *old.DeepCopy()
 	if jobState == costv1.JobTimeout {
 		st.Status = costv1.TaskTimeout
@@ -227,16 +246,14 @@ func stopTask(old costv1.JobTaskStatus, jobState costv1.JobState, now metav1.Tim
 	return st
 }
 
-// podsCaughtUp reports whether the pods seen account for the batch Job's end: a
-// finished pod in the phase the batch Job ended with.
-func podsCaughtUp(bj *batchv1.Job, pods []*corev1.Pod) bool {
-	succeeded, finished := batchJobFinished(bj)
-	if !finished {
-		return true
+// podsCaughtUp reports whether the pods seen account for the batch Job's verdict on
+// index ci: a pod in the phase the index ended with.
+func podsCaughtUp(bj *batchv1.Job, ci int32, pods []*corev1.Pod) bool {
+	switch {
+	case parseIndexSet(bj.Status.CompletedIndexes).has(ci):
+		return lastPod(pods, corev1.PodSucceeded) != nil
+	case bj.Status.FailedIndexes != nil && parseIndexSet(*bj.Status.FailedIndexes).has(ci):
+		return lastPod(pods, corev1.PodFailed) != nil
 	}
-	phase := corev1.PodFailed
-	if succeeded {
-		phase = corev1.PodSucceeded
-	}
-	return lastPod(pods, phase) != nil
+	return true
 }

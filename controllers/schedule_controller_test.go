@@ -107,7 +107,7 @@ func TestScheduleStartsOneRunPerDueTimeAcrossRestarts(t *testing.T) {
 	ds := createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 1}`, everyMinute(func(s *costv1.ScheduleSpec) {
 		s.StartPolicy = &costv1.StartPolicy{LookbackMonths: ptr.To[int32](1)}
 	}))
-	startKubelet(t, ns, func(*batchv1.Job) taskOutcome { return success(3) })
+	startKubelet(t, ns, func(podTask) taskOutcome { return success(3) })
 	base := scheduleBase(ds)
 	clk, o := scheduleClock(base.Add(10 * time.Second))
 	stop := startManager(t, o)
@@ -164,8 +164,8 @@ func TestForbidSkipsAndRefusesASecondRun(t *testing.T) {
 	ns := newNamespace(t)
 	createSecret(t, ns, "creds", map[string]string{"api_key": "k"})
 	ds := createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 2}`, everyMinute())
-	startKubelet(t, ns, func(bj *batchv1.Job) taskOutcome {
-		if jobOf(bj) == "by-hand" {
+	startKubelet(t, ns, func(task podTask) taskOutcome {
+		if task.Job == "by-hand" {
 			return taskOutcome{hang: true}
 		}
 		return success(2)
@@ -239,8 +239,8 @@ func TestReplaceCancelsAndRollsBackTheRunningOne(t *testing.T) {
 	ds := createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 2}`, everyMinute(func(s *costv1.ScheduleSpec) {
 		s.ConcurrencyPolicy = costv1.ConcurrencyReplace
 	}))
-	startKubelet(t, ns, func(bj *batchv1.Job) taskOutcome {
-		if jobOf(bj) == "old" && taskIndex(bj) == 1 {
+	startKubelet(t, ns, func(task podTask) taskOutcome {
+		if task.Job == "old" && task.Index == 1 {
 			return taskOutcome{hang: true}
 		}
 		return success(4)
@@ -295,8 +295,8 @@ func TestSuspendAndHistoryLimits(t *testing.T) {
 	}))
 	base := scheduleBase(ds)
 	failing := map[string]bool{schedule.JobName("billing", base.Add(time.Minute)): true, schedule.JobName("billing", base.Add(2*time.Minute)): true}
-	startKubelet(t, ns, func(bj *batchv1.Job) taskOutcome {
-		if failing[jobOf(bj)] {
+	startKubelet(t, ns, func(task podTask) taskOutcome {
+		if failing[task.Job] {
 			return failure("ERROR_TEST", "failed on purpose")
 		}
 		return success(1)
@@ -345,7 +345,7 @@ func TestSyncNowAnnotation(t *testing.T) {
 	ns := newNamespace(t)
 	createSecret(t, ns, "creds", map[string]string{"api_key": "k"})
 	createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 1}`)
-	startKubelet(t, ns, func(*batchv1.Job) taskOutcome { return success(2) })
+	startKubelet(t, ns, func(podTask) taskOutcome { return success(2) })
 	startManager(t, testOptions())
 	annotate := func(v string) {
 		t.Helper()

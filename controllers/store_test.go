@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,7 +48,7 @@ func TestRunReplacesTheOlderRunOfItsWindows(t *testing.T) {
 	createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 3}`)
 	createDataSource(t, ns, "other", pluginAddr, `{"tasks": 2}`)
 	rows := 10
-	startKubelet(t, ns, func(bj *batchv1.Job) taskOutcome { return success(rows) })
+	startKubelet(t, ns, func(task podTask) taskOutcome { return success(rows) })
 	startManager(t, testOptions())
 
 	createJob(t, ns, "other-1", "other")
@@ -80,7 +79,7 @@ func TestTimeoutRollsBack(t *testing.T) {
 	createSecret(t, ns, "creds", map[string]string{"api_key": "k"})
 	createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 2}`)
 	hang := false
-	startKubelet(t, ns, func(bj *batchv1.Job) taskOutcome {
+	startKubelet(t, ns, func(task podTask) taskOutcome {
 		if hang {
 			return taskOutcome{rows: 5, hang: true}
 		}
@@ -154,7 +153,7 @@ func TestDataSourceOwnStore(t *testing.T) {
 	createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 2}`, func(ds *costv1.DataSource) {
 		ds.Spec.Store = &costv1.StoreSpec{SecretRef: &costv1.LocalObjectReference{Name: "my-store"}, Retention: ptr.To[int32](24)}
 	})
-	startKubelet(t, ns, func(bj *batchv1.Job) taskOutcome { return success(6) })
+	startKubelet(t, ns, func(task podTask) taskOutcome { return success(6) })
 	startManager(t, testOptions())
 	eventually(t, 20*time.Second, func() error {
 		ds := &costv1.DataSource{}
@@ -196,7 +195,7 @@ func TestDefaultStoreSecretOfTheRun(t *testing.T) {
 	ns := newNamespace(t)
 	createSecret(t, ns, "creds", map[string]string{"api_key": "k"})
 	createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 1}`)
-	startKubelet(t, ns, func(bj *batchv1.Job) taskOutcome { return success(1) })
+	startKubelet(t, ns, func(task podTask) taskOutcome { return success(1) })
 	startManager(t, testOptions())
 	createJob(t, ns, "run", "billing")
 	j := waitJob(t, ns, "run", costv1.JobSuccess, 30*time.Second)
@@ -224,7 +223,7 @@ func TestCommitThatKeepsFailing(t *testing.T) {
 	createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 2}`, func(ds *costv1.DataSource) {
 		ds.Spec.Store = &costv1.StoreSpec{SecretRef: &costv1.LocalObjectReference{Name: "my-store"}}
 	})
-	startKubelet(t, ns, func(bj *batchv1.Job) taskOutcome {
+	startKubelet(t, ns, func(task podTask) taskOutcome {
 		o := success(3)
 		o.runFor = 3 * time.Second
 		return o
@@ -312,7 +311,7 @@ func TestManagerStoppedMidCommit(t *testing.T) {
 	ns := newNamespace(t)
 	createSecret(t, ns, "creds", map[string]string{"api_key": "k"})
 	createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 3}`)
-	startKubelet(t, ns, func(bj *batchv1.Job) taskOutcome { return success(5) })
+	startKubelet(t, ns, func(task podTask) taskOutcome { return success(5) })
 
 	// Hold the data source's commit lock (the store serializes the commits of a
 	// data source on it), so the manager's commit waits inside its transaction.

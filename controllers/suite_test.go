@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -52,6 +51,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	k8s = env.Client
+	// The upstream Job controller runs the operator's batch Jobs, and the garbage
+	// collector removes what a deleted Job owned (TEST_KCM_LOG_DIR keeps its log).
+	if err := env.StartControllerManager([]string{"job", "garbagecollector", "ttl-after-finished"}, os.Getenv("TEST_KCM_LOG_DIR")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		_ = env.Stop()
+		os.Exit(1)
+	}
 	var stopPlugin func()
 	pluginAddr, plugin, stopPlugin, err = sampleplugin.StartOnLoopback()
 	if err != nil {
@@ -257,17 +263,26 @@ func listPods(t *testing.T, ns, job string) []corev1.Pod {
 	return list.Items
 }
 
-// kubelet plays the kubelet and the upstream Job controller, which envtest does not
-// run: for each task batch Job in its namespace it creates the pod, runs it, and ends
-// it the way outcome says, then sets the batch Job's status as the Job controller would.
+// kubelet plays the kubelet of the batch Jobs' pods: the suite runs the real
+// kube-controller-manager's Job controller (testenv.StartControllerManager), which
+// creates the pods of the operator's Indexed batch Jobs, and no kubelet. For each
+// pod in its namespace, kubelet runs the container the way outcome says for the
+// pod's task, reading the task from the batch Job's task ConfigMap as the collector
+// does, and writes the pod's status.
 type kubelet struct {
 	t       *testing.T
 	ns      string
-	outcome func(bj *batchv1.Job) taskOutcome
+	outcome func(task podTask) taskOutcome
 	mu      sync.Mutex
-	seen    map[string]bool
-	running int // tasks with a live pod
+	seen    map[types.UID]bool
+	running int // pods running
 	peak    int
+}
+
+// podTask is the task a pod runs: its Job and plan index.
+type podTask struct {
+	Job   string
+	Index int
 }
 
 type taskOutcome struct {
@@ -331,6 +346,22 @@ func podDSN(ctx context.Context, pod *corev1.Pod) string {
 	return ""
 }
 
+// podTaskFile reads a pod's task as the collector does: from its batch Job's task
+// ConfigMap (mounted in the pod), by the pod's completion index.
+func podTaskFile(ctx context.Context, pod *corev1.Pod) (taskpod.Task, error) {
+	for _, v := range pod.Spec.Volumes {
+		if v.ConfigMap == nil {
+			continue
+		}
+		cm := &corev1.ConfigMap{}
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: v.ConfigMap.Name}, cm); err != nil {
+			return taskpod.Task{}, err
+		}
+		return taskpod.ParseTask([]byte(cm.Data[pod.Annotations[taskpod.AnnotationCompletionIndex]]))
+	}
+	return taskpod.Task{}, fmt.Errorf("pod %s mounts no task ConfigMap", pod.Name)
+}
+
 // writeRows plays the collector's part against the store: n records for the
 // task of pod, with the identities and the DSN the task-pod contract gives it.
 func writeRows(ctx context.Context, pod *corev1.Pod, dsn string, n int) (store.WriteResult, error) {
@@ -341,6 +372,10 @@ func writeRows(ctx context.Context, pod *corev1.Pod, dsn string, n int) (store.W
 	if dsn == "" {
 		return store.WriteResult{}, fmt.Errorf("pod %s has no %s from a Secret", pod.Name, taskpod.EnvStoreDSN)
 	}
+	task, err := podTaskFile(ctx, pod)
+	if err != nil {
+		return store.WriteResult{}, err
+	}
 	db, err := testStores.Get(ctx, dsn)
 	if err != nil {
 		return store.WriteResult{}, err
@@ -348,14 +383,14 @@ func writeRows(ctx context.Context, pod *corev1.Pod, dsn string, n int) (store.W
 	var opts struct {
 		Month string `json:"month"`
 	}
-	_ = json.Unmarshal([]byte(env[taskpod.EnvTaskOptions]), &opts)
+	_ = json.Unmarshal(task.Options, &opts)
 	if len(opts.Month) != 7 {
 		opts.Month = "2026-01"
 	}
 	sent := false
 	return db.WriteTask(ctx, store.TaskRef{
 		Domain: env[taskpod.EnvDomainID], DataSource: env[taskpod.EnvDataSourceID], DataSourceUID: env[taskpod.EnvDataSourceUID],
-		Job: env[taskpod.EnvJobID], JobUID: env[taskpod.EnvJobUID], JobTask: env[taskpod.EnvJobTaskID], JobTaskUID: env[taskpod.EnvJobTaskUID],
+		Job: env[taskpod.EnvJobID], JobUID: env[taskpod.EnvJobUID], JobTask: task.JobTaskID, JobTaskUID: task.JobTaskUID,
 		Attempt: pod.Name,
 	}, func(context.Context) ([]store.Record, error) {
 		if sent {
@@ -375,23 +410,23 @@ func failure(code, msg string) taskOutcome {
 	return taskOutcome{message: fmt.Sprintf(`{"error_code": %q, "error_message": %q}`, code, msg), exit: 1}
 }
 
-func startKubelet(t *testing.T, ns string, outcome func(bj *batchv1.Job) taskOutcome) *kubelet {
-	k := &kubelet{t: t, ns: ns, outcome: outcome, seen: map[string]bool{}}
+func startKubelet(t *testing.T, ns string, outcome func(task podTask) taskOutcome) *kubelet {
+	k := &kubelet{t: t, ns: ns, outcome: outcome, seen: map[types.UID]bool{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	wg.Go(func() {
 		for ctx.Err() == nil {
-			var list batchv1.JobList
+			var list corev1.PodList
 			if err := k8s.List(ctx, &list, client.InNamespace(ns)); err == nil {
 				for i := range list.Items {
-					bj := list.Items[i]
+					pod := list.Items[i]
 					k.mu.Lock()
-					isNew := !k.seen[string(bj.UID)]
-					k.seen[string(bj.UID)] = true
+					isNew := !k.seen[pod.UID]
+					k.seen[pod.UID] = true
 					k.mu.Unlock()
-					if isNew {
-						wg.Go(func() { k.run(ctx, &bj) })
+					if isNew && pod.DeletionTimestamp.IsZero() && (pod.Status.Phase == "" || pod.Status.Phase == corev1.PodPending) {
+						wg.Go(func() { k.run(ctx, &pod) })
 					}
 				}
 			}
@@ -413,15 +448,28 @@ func (k *kubelet) peakRunning() int {
 	return k.peak
 }
 
-func (k *kubelet) run(ctx context.Context, bj *batchv1.Job) {
-	out := k.outcome(bj)
+// setPodStatus writes a pod's status the way a kubelet does (a patch: the Job
+// controller changes the pod's metadata meanwhile).
+func setPodStatus(ctx context.Context, pod *corev1.Pod, st corev1.PodStatus) error {
+	orig := pod.DeepCopy()
+	pod.Status = st
+	return k8s.Status().Patch(ctx, pod, client.MergeFrom(orig))
+}
+
+func (k *kubelet) run(ctx context.Context, pod *corev1.Pod) {
+	index, ok := taskpod.PodTaskIndex(pod.Annotations, costv1.AnnotationFirstTaskIndex)
+	if !ok {
+		k.t.Errorf("kubelet: pod %s carries no task index (annotations %v)", pod.Name, pod.Annotations)
+		return
+	}
+	out := k.outcome(podTask{Job: pod.Labels[costv1.LabelJob], Index: int(index)})
 	k.mu.Lock()
 	k.running++
 	k.peak = max(k.peak, k.running)
 	k.mu.Unlock()
-	// The task stops running when its pod ends: counted down just before the pod's
-	// end is written (the operator may start the next task as soon as it sees it), or
-	// on any other way out.
+	// The pod stops running when it ends: counted down just before its end is
+	// written (the operator may start the next task as soon as it sees it), or on
+	// any other way out.
 	stopped := false
 	stop := func() {
 		k.mu.Lock()
@@ -433,34 +481,16 @@ func (k *kubelet) run(ctx context.Context, bj *batchv1.Job) {
 	}
 	defer stop()
 	now := metav1.Now()
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: bj.Name + "-pod", Namespace: bj.Namespace, Labels: bj.Spec.Template.Labels,
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(bj, batchv1.SchemeGroupVersion.WithKind("Job"))},
-		},
-		Spec: bj.Spec.Template.Spec,
-	}
-	pod.Spec.NodeName = "fake-node"
-	// Like the upstream Job controller, create no pod for a batch Job being deleted, and
-	// like the garbage collector, remove a pod whose batch Job went away meanwhile.
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(bj), &batchv1.Job{}); err != nil {
-		k.logf("kubelet: batch Job %s: %v", bj.Name, err)
-		return
-	}
-	if err := k8s.Create(ctx, pod); err != nil {
-		k.logf("kubelet: creating pod %s: %v", pod.Name, err)
-		return
-	}
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(bj), &batchv1.Job{}); apierrors.IsNotFound(err) {
-		_ = k8s.Delete(ctx, pod)
-		return
-	}
 	dsn := podDSN(ctx, pod)
-	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, StartTime: &now, ContainerStatuses: []corev1.ContainerStatus{{
-		Name: "collector", Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}}}}
-	if err := k8s.Status().Update(ctx, pod); err != nil {
+	if err := setPodStatus(ctx, pod, corev1.PodStatus{Phase: corev1.PodRunning, StartTime: &now, ContainerStatuses: []corev1.ContainerStatus{{
+		Name: "collector", Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}}}}); err != nil {
 		k.logf("kubelet: starting pod %s: %v", pod.Name, err)
 		return
+	}
+	gone := func() bool {
+		cur := &corev1.Pod{}
+		err := k8s.Get(ctx, client.ObjectKeyFromObject(pod), cur)
+		return apierrors.IsNotFound(err) || err == nil && !cur.DeletionTimestamp.IsZero()
 	}
 	if out.hang {
 		if out.rows > 0 {
@@ -469,10 +499,7 @@ func (k *kubelet) run(ctx context.Context, bj *batchv1.Job) {
 			}
 		}
 		// Run until the pod is deleted (the operator stops it) or the test ends.
-		for ctx.Err() == nil {
-			if err := k8s.Get(ctx, client.ObjectKeyFromObject(pod), &corev1.Pod{}); apierrors.IsNotFound(err) {
-				return
-			}
+		for ctx.Err() == nil && !gone() {
 			time.Sleep(100 * time.Millisecond)
 		}
 		return
@@ -481,6 +508,9 @@ func (k *kubelet) run(ctx context.Context, bj *batchv1.Job) {
 	case <-ctx.Done():
 		return
 	case <-time.After(max(out.runFor, 200*time.Millisecond)):
+	}
+	if gone() {
+		return
 	}
 	if out.rows > 0 {
 		res, err := writeRows(ctx, pod, dsn, out.rows)
@@ -497,38 +527,12 @@ func (k *kubelet) run(ctx context.Context, bj *batchv1.Job) {
 		phase, reason = corev1.PodFailed, "Error"
 	}
 	stop()
-	pod.Status.Phase = phase
-	pod.Status.ContainerStatuses[0].Ready = false
-	pod.Status.ContainerStatuses[0].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+	st := *pod.Status.DeepCopy()
+	st.Phase = phase
+	st.ContainerStatuses[0].Ready = false
+	st.ContainerStatuses[0].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
 		ExitCode: out.exit, Reason: reason, Message: out.message, StartedAt: now, FinishedAt: end}}
-	if err := k8s.Status().Update(ctx, pod); err != nil {
+	if err := setPodStatus(ctx, pod, st); err != nil {
 		k.logf("kubelet: ending pod %s: %v", pod.Name, err)
-		return
-	}
-	// The upstream Job controller's part.
-	cur := &batchv1.Job{}
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(bj), cur); err != nil {
-		k.logf("kubelet: batch Job %s: %v", bj.Name, err)
-		return
-	}
-	cur.Status.StartTime = &now
-	if out.exit == 0 {
-		cur.Status.Succeeded = 1
-		cur.Status.CompletionTime = &end
-		cur.Status.Conditions = []batchv1.JobCondition{
-			{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: end, LastProbeTime: end},
-			{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: end, LastProbeTime: end},
-		}
-	} else {
-		cur.Status.Failed = 1
-		cur.Status.Conditions = []batchv1.JobCondition{
-			{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit", LastTransitionTime: end, LastProbeTime: end},
-			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit", LastTransitionTime: end, LastProbeTime: end},
-		}
-	}
-	if err := k8s.Status().Update(ctx, cur); err != nil && ctx.Err() == nil {
-		k.t.Errorf("kubelet: updating batch Job %s status: %v", cur.Name, err)
 	}
 }
-
-var _ = ptr.To[int32]

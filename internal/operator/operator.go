@@ -34,6 +34,7 @@ import (
 	"github.com/costops/cost-analysis-operator/internal/scheme"
 	"github.com/costops/cost-analysis-operator/internal/spaceone"
 	"github.com/costops/cost-analysis-operator/internal/store"
+	"github.com/costops/cost-analysis-operator/internal/taskpod"
 )
 
 // Options are the manager's settings (main.go's flags).
@@ -69,8 +70,10 @@ type Options struct {
 	// names none; empty: such a DataSource's tasks fail with ERROR_TASK_POD.
 	CollectorImage string
 	PlanWorkers    int
-	JobWorkers     int
-	TaskWorkers    int
+	// IndexesPerBatchJob is the most tasks one batch Job runs.
+	IndexesPerBatchJob int
+	JobWorkers         int
+	TaskWorkers        int
 
 	// DefaultStoreSecret is the Secret (key "dsn") of the store used by DataSources
 	// that name none; empty: none (such DataSources are not ready).
@@ -103,6 +106,7 @@ func DefaultOptions() Options {
 		RecheckInterval:     10 * time.Minute,
 		SecretCheckInterval: 10 * time.Second,
 		PlanWorkers:         32,
+		IndexesPerBatchJob:  controllers.DefaultIndexesPerBatchJob,
 		JobWorkers:          4,
 		TaskWorkers:         16,
 		StoreMaxConns:       8,
@@ -114,7 +118,7 @@ func DefaultOptions() Options {
 // New builds a manager running the DataSource, Job and JobTask controllers.
 func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 	// Only the operator's own batch Jobs and pods are cached, not every one in the cluster.
-	req, err := labels.NewRequirement(costv1.LabelJobTask, selection.Exists, nil)
+	req, err := labels.NewRequirement(costv1.LabelJob, selection.Exists, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -195,12 +199,12 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 		return nil, err
 	}
 
-	taskReconciler, ledger := controllers.NewJobTaskReconciler(mgr, controllers.WithMaxConcurrentTasks(o.TaskWorkers),
-		controllers.WithCollectorImage(o.CollectorImage))
-	if err := taskReconciler.SetupWithManager(mgr); err != nil {
+	if err := controllers.NewJobTaskReconciler(mgr, controllers.WithMaxConcurrentTasks(o.TaskWorkers)).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	if err := controllers.NewJobReconciler(mgr, plugins, ledger,
+	if err := controllers.NewJobReconciler(mgr, plugins,
+		controllers.WithCollectorImage(o.CollectorImage),
+		controllers.WithIndexesPerBatchJob(o.IndexesPerBatchJob),
 		controllers.WithPlanWorkers(o.PlanWorkers),
 		controllers.WithPluginCallTimeout(o.PluginCallTimeout),
 		controllers.WithPlanRetryWindow(o.PlanRetryWindow),
@@ -267,7 +271,13 @@ func slimPod(obj any) (any, error) {
 		return obj, nil
 	}
 	pod.ManagedFields = nil
-	pod.Annotations = nil
+	kept := map[string]string{}
+	for _, k := range []string{taskpod.AnnotationCompletionIndex, costv1.AnnotationFirstTaskIndex, taskpod.AnnotationIndexFailureCount} {
+		if v, ok := pod.Annotations[k]; ok {
+			kept[k] = v
+		}
+	}
+	pod.Annotations = kept
 	pod.Spec = corev1.PodSpec{NodeName: pod.Spec.NodeName}
 	pod.Status.Conditions = nil
 	return pod, nil

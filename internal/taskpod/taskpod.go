@@ -189,6 +189,14 @@ func truncate(s string, n int) string {
 // Indexed Job: its completion index.
 const AnnotationCompletionIndex = "batch.kubernetes.io/job-completion-index"
 
+// LabelCompletionIndex is the same index as a pod label, to select a completion
+// index's pods.
+const LabelCompletionIndex = "batch.kubernetes.io/job-completion-index"
+
+// AnnotationIndexFailureCount is the number of earlier failed pods of the pod's
+// completion index, set by Kubernetes when the Job has backoffLimitPerIndex.
+const AnnotationIndexFailureCount = "batch.kubernetes.io/job-index-failure-count"
+
 // PodTaskIndex is the plan index of the task a pod runs: its batch Job's first task
 // index (annotationFirst, on the pod template) plus its completion index. ok is
 // false for a pod that carries neither.
