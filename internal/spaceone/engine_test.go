@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
@@ -23,7 +24,7 @@ import (
 
 // TestCancelThroughTheAPIEndsTheRun runs the real engine (the operator's manager and
 // the sample plugin) and cancels a running Job through the API: the engine ends the
-// run, its tasks end CANCELED and their batch Jobs are deleted.
+// run, its tasks end CANCELED and their batch Job is suspended.
 func TestCancelThroughTheAPIEndsTheRun(t *testing.T) {
 	ctx := context.Background()
 	addr, _, stopPlugin, err := sampleplugin.StartOnLoopback()
@@ -75,8 +76,8 @@ func TestCancelThroughTheAPIEndsTheRun(t *testing.T) {
 			return fmt.Errorf("not planned: %+v", job.Status)
 		}
 		var bjs batchv1.JobList
-		if err := k8s.List(ctx, &bjs, client.InNamespace(ns)); err != nil || len(bjs.Items) != 3 {
-			return fmt.Errorf("%d batch Jobs (%w)", len(bjs.Items), err)
+		if err := k8s.List(ctx, &bjs, client.InNamespace(ns)); err != nil || len(bjs.Items) != 1 || ptr.Deref(bjs.Items[0].Spec.Completions, 0) != 3 {
+			return fmt.Errorf("%d batch Jobs (%w), want one Indexed Job of 3 completions", len(bjs.Items), err)
 		}
 		return nil
 	})
@@ -113,8 +114,8 @@ func TestCancelThroughTheAPIEndsTheRun(t *testing.T) {
 			return err
 		}
 		for _, bj := range bjs.Items {
-			if bj.DeletionTimestamp.IsZero() {
-				return fmt.Errorf("batch Job %s not deleted", bj.Name)
+			if !ptr.Deref(bj.Spec.Suspend, false) {
+				return fmt.Errorf("batch Job %s not suspended", bj.Name)
 			}
 		}
 		return nil

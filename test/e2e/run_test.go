@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
+	"github.com/costops/cost-analysis-operator/internal/taskpod"
 	"github.com/costops/cost-analysis-operator/test/e2e/framework"
 )
 
@@ -106,7 +107,7 @@ func TestSampleRunsToSuccess(t *testing.T) {
 	}
 	for _, jt := range tasks {
 		names = append(names, jt.Name)
-		if jt.Status.Status != costv1.TaskSuccess || jt.Status.CreatedCount != 24 || jt.Status.BatchJobName != jt.Name ||
+		if jt.Status.Status != costv1.TaskSuccess || jt.Status.CreatedCount != 24 || jt.Status.BatchJobName != name+"-b0" ||
 			jt.Status.StartedAt == nil || jt.Status.FinishedAt == nil {
 			t.Errorf("JobTask %s: status %+v, want SUCCESS with 24 records, its batch Job and times", jt.Name, jt.Status)
 		}
@@ -123,17 +124,19 @@ func TestSampleRunsToSuccess(t *testing.T) {
 	if !slices.Equal(names, want) {
 		t.Errorf("JobTasks %v, want %v", names, want)
 	}
-	// A task ends when its pod succeeds; its batch Job's Complete condition follows
-	// from the upstream Job controller (about a second later).
+	// The tasks ran as the completion indexes of one Indexed batch Job. A task ends
+	// when its pod succeeds; the batch Job's Complete condition follows from the
+	// upstream Job controller (about a second later).
 	k.eventually(30*time.Second, func() error {
 		bjs := k.batchJobs(name)
-		if len(bjs) != int(n) {
-			return fmt.Errorf("%d batch Jobs, want %d", len(bjs), n)
+		if len(bjs) != 1 {
+			return fmt.Errorf("%d batch Jobs, want 1", len(bjs))
 		}
-		for _, bj := range bjs {
-			if len(bj.OwnerReferences) != 1 || bj.OwnerReferences[0].Kind != "JobTask" || bj.OwnerReferences[0].Name != bj.Name || !batchComplete(&bj) {
-				return fmt.Errorf("batch Job %s: owners %v, conditions %v: want it owned by its JobTask and Complete", bj.Name, bj.OwnerReferences, bj.Status.Conditions)
-			}
+		bj := bjs[0]
+		if len(bj.OwnerReferences) != 1 || bj.OwnerReferences[0].Kind != "Job" || bj.OwnerReferences[0].Name != name || !batchComplete(&bj) ||
+			bj.Status.CompletedIndexes != fmt.Sprintf("0-%d", n-1) {
+			return fmt.Errorf("batch Job %s: owners %v, conditions %v, completedIndexes %q: want it owned by Job %s and Complete",
+				bj.Name, bj.OwnerReferences, bj.Status.Conditions, bj.Status.CompletedIndexes, name)
 		}
 		return nil
 	})
@@ -277,8 +280,8 @@ func TestKubectlGetColumnsAndFieldSelectors(t *testing.T) {
 	if slices.Contains(tb.header, "DATA SOURCE") || !slices.Contains(tb.header, "COMPLETIONS") {
 		t.Errorf("kubectl get jobs columns %q: want the batch Jobs' columns", tb.header)
 	}
-	if got := tb.names(); !slices.Contains(got, "good-run-0") {
-		t.Errorf("kubectl get jobs: %v, want the tasks' batch Jobs", got)
+	if got := tb.names(); !slices.Contains(got, "good-run-b0") {
+		t.Errorf("kubectl get jobs: %v, want the runs' batch Jobs", got)
 	}
 }
 
@@ -357,7 +360,7 @@ func TestTaskFailureWithEachPolicy(t *testing.T) {
 		}
 		jt := &costv1.JobTask{}
 		k.get(jt, "catask", "run-1")
-		// taskRetryLimit 1: the batch Job ran a second pod before giving up.
+		// taskRetryLimit 1: the batch Job ran a second pod for the index before giving up.
 		if jt.Status.Status != costv1.TaskFailure || jt.Status.ErrorCode != "FAKE_ERROR" || jt.Status.ErrorMessage != "simulated task failure" || jt.Status.Attempts != 2 {
 			t.Errorf("run-1: %+v, want FAILURE FAKE_ERROR \"simulated task failure\" after 2 attempts", jt.Status)
 		}
@@ -754,12 +757,14 @@ func TestManagerKilledAndRestarted(t *testing.T) {
 		kwokCommitted(t, j, costv1.ReasonCommitted)
 		countsAddUp(t, j)
 		tasks, bjs, pods := k.jobTasks("run"), k.batchJobs("run"), k.pods("run")
-		if len(tasks) != n || len(bjs) != n || len(pods) != n {
-			t.Errorf("%d JobTasks, %d batch Jobs, %d pods: want %d of each (one pod per task, nothing twice)", len(tasks), len(bjs), len(pods), n)
+		if len(tasks) != n || len(bjs) != 1 || len(pods) != n {
+			t.Errorf("%d JobTasks, %d batch Jobs, %d pods: want %d JobTasks on one batch Job, one pod per task, nothing twice", len(tasks), len(bjs), len(pods), n)
 		}
 		perTask := map[string]int{}
 		for _, p := range pods {
-			perTask[p.Labels[costv1.LabelJobTask]]++
+			if i, ok := taskpod.PodTaskIndex(p.Annotations, costv1.AnnotationFirstTaskIndex); ok {
+				perTask[fmt.Sprintf("run-%d", i)]++
+			}
 			if p.Status.Phase != corev1.PodSucceeded {
 				t.Errorf("pod %s is %s", p.Name, p.Status.Phase)
 			}
@@ -805,8 +810,8 @@ func TestManagerKilledAndRestarted(t *testing.T) {
 			t.Errorf("%d JobTasks, want %d", got, n)
 		}
 		k.wait("cajob/run", "{.status.tasks.inProgress}", "1", 60*time.Second)
-		if bjs := k.batchJobs("run"); len(bjs) != 1 {
-			t.Errorf("%d batch Jobs with parallelism 1", len(bjs))
+		if pods := k.pods("run"); len(pods) != 1 {
+			t.Errorf("%d task pods with parallelism 1", len(pods))
 		}
 		// Done: cancel rather than wait for 400 tasks.
 		k.kubectl("patch", "cajob", "run", "--type=merge", "-p", `{"spec":{"cancel":true}}`)
