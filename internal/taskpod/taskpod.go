@@ -82,6 +82,9 @@ func ParseTask(b []byte) (Task, error) {
 	if err := dec.Decode(&t); err != nil {
 		return Task{}, fmt.Errorf("the task file is not a task: %w", err)
 	}
+	if dec.More() {
+		return Task{}, errors.New("the task file holds more than one JSON value")
+	}
 	if t.JobTaskID == "" || t.JobTaskUID == "" {
 		return Task{}, errors.New("the task file names no job_task_id or job_task_uid")
 	}

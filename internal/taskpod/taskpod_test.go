@@ -41,6 +41,8 @@ func TestParseTask(t *testing.T) {
 		"task_options an array":    {file: `{"job_task_id":"a","job_task_uid":"u","task_options":[{}]}`, wantErr: "task_options is not a JSON object"},
 		"task_options a string":    {file: `{"job_task_id":"a","job_task_uid":"u","task_options":"{}"}`, wantErr: "task_options is not a JSON object"},
 		"an id that is a number":   {file: `{"job_task_id":3,"job_task_uid":"u","task_options":{}}`, wantErr: "not a task"},
+		"text after the task":      {file: `{"job_task_id":"a","job_task_uid":"u","task_options":{}}junk`, wantErr: "more than one JSON value"},
+		"two tasks":                {file: `{"job_task_id":"a","job_task_uid":"u","task_options":{}} {}`, wantErr: "more than one JSON value"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
