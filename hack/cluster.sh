@@ -25,8 +25,8 @@
 # its DSN is in the Secret cost-analysis-system/cost-analysis-store (key dsn), which
 # `make run` names as the manager's --default-store-secret.
 #
-# Task pods on kwok nodes that carry the label cost-analysis.costops.dev/job-task
-# follow the stages in hack/kwok/stages.yaml (see hack/kwok/README.md); every other
+# Task pods on kwok nodes (the label cost-analysis.costops.dev/job, or job-task on pods
+# of older releases) follow the stages in hack/kwok/stages.yaml (see hack/kwok/README.md); every other
 # pod there follows kwok's default stages. State lives in .cluster/ (git-ignored):
 # kwokctl's work dir in .cluster/kwok, the real node's in .cluster/node-<name>, the
 # kubeconfig in .cluster/kubeconfig.

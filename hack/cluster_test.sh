@@ -6,7 +6,7 @@
 #
 # Brings the cluster up (or reuses a running one, which it then leaves running), creates
 # in a fresh namespace, on the kwok nodes (the real node's taint keeps them for pods
-# that select and tolerate them), task pods (label cost-analysis.costops.dev/job-task)
+# that select and tolerate them), task pods (label cost-analysis.costops.dev/job-task, which the stages still match)
 # for success, failure, a raw termination message and a longer run time, a plain pod, a plain
 # batch/v1 Job (completions 3, no task label) and a batch/v1 Job of task pods; waits,
 # prints the pods' phases and termination messages, checks them (exit 1 on a mismatch),

@@ -58,8 +58,8 @@ func init() {
 // The manager runs on the RBAC an install gives it and nothing more: it is started
 // in-process impersonating the install's ServiceAccount, with the install's flags,
 // and takes a DataSource and two Jobs through every write it makes (verify, the
-// store Secret copy, claims, a plan of tasks and their batch Jobs, a cancel that
-// stops them, a commit). A refused call shows in the log as "forbidden" and fails
+// store Secret copy, claims, a plan of tasks, their batch Jobs and task ConfigMaps,
+// a cancel that suspends them and deletes their pods, a commit). A refused call shows in the log as "forbidden" and fails
 // the test.
 func TestManagerRunsOnItsOwnRBAC(t *testing.T) {
 	dsn := pgtest.Start(t) // skips, or under CI=true fails, without PostgreSQL
@@ -120,6 +120,9 @@ func runManagerAs(t *testing.T, dir string, watch []string, mutate ...func(*oper
 	o.SecretCheckInterval = time.Second
 	o.PluginCallTimeout, o.PlanRetryWindow = 5*time.Second, 5*time.Second
 	o.SkipNameValidation = true
+	// One task per batch Job: a run of two tasks makes two batch Jobs and two task
+	// ConfigMaps, and shares its parallelism between them.
+	o.IndexesPerBatchJob = 1
 	for _, m := range mutate {
 		m(&o)
 	}
@@ -202,6 +205,9 @@ func exerciseManager(t *testing.T, ns string) {
 			if img := bj.Spec.Template.Spec.Containers[0].Image; img != "collector:from-flag" {
 				return fmt.Errorf("batch Job %s runs %q, want the --collector-image", bj.Name, img)
 			}
+			if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: bj.Name}, &corev1.ConfigMap{}); err != nil {
+				return fmt.Errorf("the task ConfigMap of batch Job %s: %w", bj.Name, err)
+			}
 		}
 		return nil
 	})
@@ -216,8 +222,8 @@ func exerciseManager(t *testing.T, ns string) {
 			return err
 		}
 		for _, bj := range list.Items {
-			if bj.DeletionTimestamp.IsZero() {
-				return fmt.Errorf("batch Job %s still there after the cancel", bj.Name)
+			if bj.Spec.Suspend == nil || !*bj.Spec.Suspend {
+				return fmt.Errorf("batch Job %s not suspended after the cancel", bj.Name)
 			}
 		}
 		return nil
