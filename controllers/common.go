@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
 )
 
@@ -94,4 +96,15 @@ func firstNonEmpty(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// metaNow is t as the API stores it, to the second, rounded up: so that the stored
+// times never precede what they record (a timeout is never enforced early) and stay
+// in order (startedAt <= updatedAt <= finishedAt).
+func metaNow(t time.Time) metav1.Time {
+	r := t.Truncate(time.Second)
+	if r.Before(t) {
+		r = r.Add(time.Second)
+	}
+	return metav1.NewTime(r)
 }

@@ -198,6 +198,36 @@ func (r *JobReconciler) dataSourceToJobs(ctx context.Context, o client.Object) [
 	return reqs
 }
 
+// jobScope holds what one reconcile of a Job read and decided.
+type jobScope struct {
+	job      *costv1.Job
+	orig     *costv1.Job
+	now      time.Time
+	ds       *costv1.DataSource
+	settings runSettings
+	summary  taskSummary
+	// tasks are the run's JobTasks: those the plan just created, else the cache's.
+	tasks []*costv1.JobTask
+	// stop ends the phase list early (the run ended or must wait).
+	stop bool
+}
+
+func newJobScope(job *costv1.Job, now time.Time) *jobScope {
+	return &jobScope{job: job, orig: job.DeepCopy(), now: now, settings: effectiveSettings(job, nil)}
+}
+
+// deadline is when the run times out: startedAt + timeout.
+func (s *jobScope) deadline() time.Time {
+	if s.job.Status.StartedAt == nil {
+		return time.Time{}
+	}
+	return s.job.Status.StartedAt.Add(s.settings.Timeout)
+}
+
+func (s *jobScope) planned() bool {
+	return meta.IsStatusConditionTrue(s.job.Status.Conditions, costv1.ConditionPlanned)
+}
+
 // Reconcile runs the phases of a Job over a scope and writes its status once.
 func (r *JobReconciler) Reconcile(ctx context.Context, req reconcile.Request) (res reconcile.Result, retErr error) {
 	job := &costv1.Job{}

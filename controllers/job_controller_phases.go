@@ -21,36 +21,6 @@ import (
 	"github.com/costops/cost-analysis-operator/internal/plugin"
 )
 
-// jobScope holds what one reconcile of a Job read and decided.
-type jobScope struct {
-	job      *costv1.Job
-	orig     *costv1.Job
-	now      time.Time
-	ds       *costv1.DataSource
-	settings runSettings
-	summary  taskSummary
-	// tasks are the run's JobTasks: those the plan just created, else the cache's.
-	tasks []*costv1.JobTask
-	// stop ends the phase list early (the run ended or must wait).
-	stop bool
-}
-
-func newJobScope(job *costv1.Job, now time.Time) *jobScope {
-	return &jobScope{job: job, orig: job.DeepCopy(), now: now, settings: effectiveSettings(job, nil)}
-}
-
-// deadline is when the run times out: startedAt + timeout.
-func (s *jobScope) deadline() time.Time {
-	if s.job.Status.StartedAt == nil {
-		return time.Time{}
-	}
-	return s.job.Status.StartedAt.Add(s.settings.Timeout)
-}
-
-func (s *jobScope) planned() bool {
-	return meta.IsStatusConditionTrue(s.job.Status.Conditions, costv1.ConditionPlanned)
-}
-
 // reconcileStart opens the run and writes IN_PROGRESS at once, so the timeout is
 // anchored before anything slow happens.
 func (r *JobReconciler) reconcileStart(ctx context.Context, s *jobScope) (reconcile.Result, error) {

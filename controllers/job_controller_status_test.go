@@ -158,24 +158,6 @@ func TestEarliestStartIsLastChangedAt(t *testing.T) {
 	}
 }
 
-func TestEffectiveSettings(t *testing.T) {
-	p := func(i int32) *int32 { return &i }
-	ds := &costv1.DataSource{Spec: costv1.DataSourceSpec{JobDefaults: costv1.JobDefaults{
-		Timeout: &metav1.Duration{Duration: time.Hour}, Parallelism: p(4), TaskRetryLimit: p(2), FailurePolicy: costv1.FailurePolicyContinue}}}
-	job := &costv1.Job{}
-	if s := effectiveSettings(job, nil); s.Timeout != DefaultJobTimeout || s.Parallelism != DefaultParallelism || s.Policy != costv1.FailurePolicyFail {
-		t.Fatalf("defaults: %+v", s)
-	}
-	if s := effectiveSettings(job, ds); s.Timeout != time.Hour || s.Parallelism != 4 || s.Retries != 2 || s.Policy != costv1.FailurePolicyContinue {
-		t.Fatalf("DataSource defaults: %+v", s)
-	}
-	job.Spec.Parallelism = p(9)
-	job.Spec.FailurePolicy = costv1.FailurePolicyFail
-	if s := effectiveSettings(job, ds); s.Parallelism != 9 || s.Policy != costv1.FailurePolicyFail || s.Timeout != time.Hour {
-		t.Fatalf("Job overrides: %+v", s)
-	}
-}
-
 func TestResourceSpecCode(t *testing.T) {
 	tests := map[string]struct {
 		res  corev1.ResourceRequirements

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -44,15 +43,4 @@ func (r *JobReconciler) holdCounts(s *jobScope) (time.Duration, bool) {
 	}
 	s.job.Status = *s.orig.Status.DeepCopy()
 	return wait, true
-}
-
-// metaNow is t as the API stores it, to the second, rounded up: so that the stored
-// times never precede what they record (a timeout is never enforced early) and stay
-// in order (startedAt <= updatedAt <= finishedAt).
-func metaNow(t time.Time) metav1.Time {
-	r := t.Truncate(time.Second)
-	if r.Before(t) {
-		r = r.Add(time.Second)
-	}
-	return metav1.NewTime(r)
 }
