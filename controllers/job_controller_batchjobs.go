@@ -44,7 +44,16 @@ import (
 // shared out.
 func (r *JobReconciler) reconcileBatchJobs(ctx context.Context, s *jobScope) (reconcile.Result, error) {
 	l, ok := layoutOf(&s.job.Status)
-	if !s.planned() || !ok || s.job.Spec.Cancel {
+	if !s.planned() || s.job.Spec.Cancel {
+		return reconcile.Result{}, nil
+	}
+	if !ok {
+		if s.job.Status.TotalTasks > 0 {
+			// Planned by a release that ran one batch Job per task: its tasks have no
+			// place on Indexed batch Jobs. End it rather than let it wait for its timeout.
+			r.end(ctx, s, outcome{State: costv1.JobFailure, Reason: costv1.ReasonPlanFailed, ErrorCode: costv1.ErrorPlanChanged,
+				ErrorMessage: "the run was planned by an earlier release of the operator, which ran one batch Job per task; run it again"})
+		}
 		return reconcile.Result{}, nil
 	}
 	bs := s.job.Status.BatchJobs

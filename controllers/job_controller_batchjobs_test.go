@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,4 +125,26 @@ func TestAQueuedRunWaitsForAdmission(t *testing.T) {
 			t.Fatalf("counts %+v, want 3 TIMEOUT", j.Status.Tasks)
 		}
 	})
+}
+
+// A run planned by a release that ran one batch Job per task has no layout: it ends
+// at once with a message that says so, instead of waiting for its timeout.
+func TestARunPlannedByAnEarlierReleaseEnds(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	createSecret(t, ns, "creds", map[string]string{"api_key": "k"})
+	createDataSource(t, ns, "billing", pluginAddr, `{"tasks": 2}`)
+	j := createJob(t, ns, "old", "billing")
+	now := metav1.Now()
+	j.Status = costv1.JobStatus{Status: costv1.JobInProgress, StartedAt: &now, CreatedAt: &now, TotalTasks: 2, RemainedTasks: 2,
+		Conditions: []metav1.Condition{{Type: costv1.ConditionPlanned, Status: metav1.ConditionTrue, Reason: costv1.ReasonTasksCreated,
+			Message: "the plugin planned 2 tasks", LastTransitionTime: now}}}
+	if err := k8s.Status().Update(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	startManager(t, testOptions())
+	j = waitJob(t, ns, "old", costv1.JobFailure, 20*time.Second)
+	if j.Status.ErrorCode != costv1.ErrorPlanChanged || !strings.Contains(j.Status.ErrorMessage, "earlier release") {
+		t.Fatalf("error %s %q", j.Status.ErrorCode, j.Status.ErrorMessage)
+	}
 }
