@@ -46,6 +46,7 @@ func main() {
 	flag.DurationVar(&o.SecretCheckInterval, "secret-check-interval", o.SecretCheckInterval, "How often the resourceVersions of the Secrets DataSources name are read (one metadata GET per Secret) to verify a DataSource again when one changed; 0: only at --datasource-recheck-interval.")
 	flag.StringVar(&o.CollectorImage, "collector-image", "", "The task pods' image for a DataSource whose spec.collector names none; empty: such a DataSource's tasks fail with ERROR_TASK_POD.")
 	flag.IntVar(&o.PlanWorkers, "plan-workers", o.PlanWorkers, "JobTasks created concurrently while planning a Job.")
+	flag.DurationVar(&o.TaskProgressDelay, "task-progress-delay", o.TaskProgressDelay, "How long a task's pod runs before the JobTask's IN_PROGRESS is written; a task that ends sooner is written once, with its end (0: at once).")
 	flag.IntVar(&o.IndexesPerBatchJob, "indexes-per-batch-job", o.IndexesPerBatchJob, "The most tasks one Indexed batch Job runs (one completion index each); a run of more tasks runs them on several batch Jobs that share its parallelism.")
 	flag.IntVar(&o.JobWorkers, "job-workers", o.JobWorkers, "Jobs reconciled concurrently.")
 	flag.IntVar(&o.TaskWorkers, "jobtask-workers", o.TaskWorkers, "JobTasks reconciled concurrently.")

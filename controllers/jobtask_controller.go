@@ -50,6 +50,9 @@ type JobTaskReconciler struct {
 	written   ownWrites
 
 	maxConcurrent int
+	// progressDelay holds a task's IN_PROGRESS write until its pod has run this
+	// long: a task that ends sooner is written once, with its end.
+	progressDelay time.Duration
 }
 
 var _ reconcile.Reconciler = (*JobTaskReconciler)(nil)
@@ -67,6 +70,12 @@ func WithMaxConcurrentTasks(n int) JobTaskOption {
 	return func(r *JobTaskReconciler) { r.maxConcurrent = n }
 }
 
+// WithTaskProgressDelay sets how long a task's pod runs before its IN_PROGRESS is
+// written (0: at once).
+func WithTaskProgressDelay(d time.Duration) JobTaskOption {
+	return func(r *JobTaskReconciler) { r.progressDelay = d }
+}
+
 // NewJobTaskReconciler returns a JobTaskReconciler using the manager's client and cache.
 func NewJobTaskReconciler(mgr manager.Manager, opts ...JobTaskOption) *JobTaskReconciler {
 	r := &JobTaskReconciler{
@@ -75,6 +84,7 @@ func NewJobTaskReconciler(mgr manager.Manager, opts ...JobTaskOption) *JobTaskRe
 		recorder:      mgr.GetEventRecorder("cost-analysis-jobtask"),
 		clock:         clock.RealClock{},
 		maxConcurrent: 16,
+		progressDelay: DefaultTaskProgressDelay,
 	}
 	for _, o := range opts {
 		o(r)
@@ -275,6 +285,9 @@ func (r *JobTaskReconciler) reconcileIndex(ctx context.Context, s *taskScope) (r
 		if _, done := batchJobFinished(bj); !done {
 			st = failedStatus(st, costv1.ErrorBatchJobLost, "the task's batch Job "+bj.Name+" was deleted before the task finished", s.now)
 		}
+	}
+	if wait := progressHold(s.task.Status, st, r.clock.Now(), r.progressDelay); wait > 0 {
+		return reconcile.Result{RequeueAfter: wait}, nil
 	}
 	return reconcile.Result{}, r.writeStatus(ctx, s, st)
 }

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -256,4 +257,19 @@ func podsCaughtUp(bj *batchv1.Job, ci int32, pods []*corev1.Pod) bool {
 		return lastPod(pods, corev1.PodFailed) != nil
 	}
 	return true
+}
+
+// DefaultTaskProgressDelay is how long a task's pod runs before its IN_PROGRESS is
+// written.
+const DefaultTaskProgressDelay = time.Second
+
+// progressHold is how long a task's first IN_PROGRESS write waits: until its pod has
+// run delay, so that a task that ends sooner costs one status write (its end) instead
+// of two. The status a reader sees is at most delay behind; startedAt is the pod's
+// start either way.
+func progressHold(old, st costv1.JobTaskStatus, now time.Time, delay time.Duration) time.Duration {
+	if old.Status != "" || st.Status != costv1.TaskInProgress || st.StartedAt == nil {
+		return 0
+	}
+	return max(st.StartedAt.Add(delay).Sub(now), 0)
 }

@@ -156,3 +156,25 @@ func TestAttemptsCountTheIndexFailuresKubernetesCounted(t *testing.T) {
 		t.Fatalf("attempts %d, want 2", n)
 	}
 }
+
+func TestProgressHold(t *testing.T) {
+	start := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	running := costv1.JobTaskStatus{Status: costv1.TaskInProgress, StartedAt: &metav1.Time{Time: start}}
+	cases := map[string]struct {
+		old, st costv1.JobTaskStatus
+		now     time.Time
+		want    time.Duration
+	}{
+		"a pod that just started waits for the rest of the delay": {st: running, now: start.Add(300 * time.Millisecond), want: 700 * time.Millisecond},
+		"a pod that ran the delay is written":                     {st: running, now: start.Add(time.Second), want: 0},
+		"a task that ended is written at once":                    {st: costv1.JobTaskStatus{Status: costv1.TaskSuccess, StartedAt: &metav1.Time{Time: start}}, now: start, want: 0},
+		"a task already IN_PROGRESS is not held":                  {old: running, st: running, now: start, want: 0},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := progressHold(tc.old, tc.st, tc.now, time.Second); got != tc.want {
+				t.Fatalf("hold %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

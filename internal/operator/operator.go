@@ -72,8 +72,10 @@ type Options struct {
 	PlanWorkers    int
 	// IndexesPerBatchJob is the most tasks one batch Job runs.
 	IndexesPerBatchJob int
-	JobWorkers         int
-	TaskWorkers        int
+	// TaskProgressDelay is how long a task's pod runs before its IN_PROGRESS is written.
+	TaskProgressDelay time.Duration
+	JobWorkers        int
+	TaskWorkers       int
 
 	// DefaultStoreSecret is the Secret (key "dsn") of the store used by DataSources
 	// that name none; empty: none (such DataSources are not ready).
@@ -107,6 +109,7 @@ func DefaultOptions() Options {
 		SecretCheckInterval: 10 * time.Second,
 		PlanWorkers:         32,
 		IndexesPerBatchJob:  controllers.DefaultIndexesPerBatchJob,
+		TaskProgressDelay:   controllers.DefaultTaskProgressDelay,
 		JobWorkers:          4,
 		TaskWorkers:         16,
 		StoreMaxConns:       8,
@@ -199,7 +202,8 @@ func New(cfg *rest.Config, o Options) (manager.Manager, error) {
 		return nil, err
 	}
 
-	if err := controllers.NewJobTaskReconciler(mgr, controllers.WithMaxConcurrentTasks(o.TaskWorkers)).SetupWithManager(mgr); err != nil {
+	if err := controllers.NewJobTaskReconciler(mgr, controllers.WithMaxConcurrentTasks(o.TaskWorkers),
+		controllers.WithTaskProgressDelay(o.TaskProgressDelay)).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	if err := controllers.NewJobReconciler(mgr, plugins,
