@@ -293,12 +293,14 @@ func (r *JobTaskReconciler) reconcileIndex(ctx context.Context, s *taskScope) (r
 }
 
 // indexPods lists the pods of a batch Job's completion index.
+// From the cache it uses the index; from the API server, the labels.
 func (r *JobTaskReconciler) indexPods(ctx context.Context, reader client.Reader, bj *batchv1.Job, ci int32) ([]*corev1.Pod, error) {
 	var list corev1.PodList
-	if err := reader.List(ctx, &list, client.InNamespace(bj.Namespace), client.MatchingLabels{
-		batchv1.JobNameLabel:         bj.Name,
-		taskpod.LabelCompletionIndex: itoa(ci),
-	}); err != nil {
+	sel := client.ListOption(client.MatchingFields{indexes.PodCompletionIndex: indexes.PodCompletionIndexKey(bj.Name, itoa(ci))})
+	if reader != r.client {
+		sel = client.MatchingLabels{batchv1.JobNameLabel: bj.Name, taskpod.LabelCompletionIndex: itoa(ci)}
+	}
+	if err := reader.List(ctx, &list, client.InNamespace(bj.Namespace), sel); err != nil {
 		return nil, err
 	}
 	pods := make([]*corev1.Pod, 0, len(list.Items))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
@@ -20,7 +21,14 @@ const (
 	JobDataSource = "spec.dataSourceRef.name"
 	// BatchJobJob indexes the task batch Jobs by the name of their cost-analysis Job.
 	BatchJobJob = "metadata.labels.job"
+	// PodCompletionIndex indexes task pods by their batch Job and completion index
+	// (PodCompletionIndexKey), so a task's pods are found without scanning the
+	// namespace's.
+	PodCompletionIndex = "metadata.labels.completionIndex"
 )
+
+// PodCompletionIndexKey is the PodCompletionIndex key of a batch Job's completion index.
+func PodCompletionIndexKey(batchJob, index string) string { return batchJob + "/" + index }
 
 // Setup registers every index with the manager's field indexer.
 func Setup(ctx context.Context, indexer client.FieldIndexer) error {
@@ -33,6 +41,7 @@ func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 		{&costv1.JobTask{}, JobTaskJob, IndexJobTaskJob, "JobTasks by Job"},
 		{&costv1.Job{}, JobDataSource, IndexJobDataSource, "Jobs by DataSource"},
 		{&batchv1.Job{}, BatchJobJob, IndexBatchJobJob, "task batch Jobs by Job"},
+		{&corev1.Pod{}, PodCompletionIndex, IndexPodCompletionIndex, "task pods by batch Job and completion index"},
 	} {
 		if err := indexer.IndexField(ctx, ix.obj, ix.field, ix.fn); err != nil {
 			return fmt.Errorf("setting the index of %s (%s): %w", ix.what, ix.field, err)
@@ -66,4 +75,16 @@ func IndexBatchJobJob(o client.Object) []string {
 		return []string{v}
 	}
 	return nil
+}
+
+func IndexPodCompletionIndex(o client.Object) []string {
+	if _, ok := o.(*corev1.Pod); !ok {
+		return nil
+	}
+	l := o.GetLabels()
+	bj, ci := l[batchv1.JobNameLabel], l[batchv1.JobCompletionIndexAnnotation]
+	if bj == "" || ci == "" {
+		return nil
+	}
+	return []string{PodCompletionIndexKey(bj, ci)}
 }

@@ -27,6 +27,11 @@ func TestIndexFunctions(t *testing.T) {
 		// The wrong kind is no index value, not a panic of the cache's informer.
 		{"a Pod given to the JobTask index", IndexJobTaskJob, &corev1.Pod{}, nil},
 		{"a Pod given to the Job index", IndexJobDataSource, &corev1.Pod{}, nil},
+		{"a task pod's completion index", IndexPodCompletionIndex, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{
+			"batch.kubernetes.io/job-name": "run-b0", "batch.kubernetes.io/job-completion-index": "7"}}}, []string{"run-b0/7"}},
+		{"a pod of no Indexed Job", IndexPodCompletionIndex, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{
+			"batch.kubernetes.io/job-name": "run-b0"}}}, nil},
+		{"a batch Job given to the pod index", IndexPodCompletionIndex, &batchv1.Job{}, nil},
 	} {
 		if got := tc.fn(tc.obj); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
