@@ -476,7 +476,13 @@ func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
 	b.logf("end to end %d tasks, parallelism %d: the operator took %.1fs; %d API writes (%.2f per task, %v; per task by kind: %v), %.1f CPU seconds; kube-controller-manager: %.2f writes per task; both: %.2f per task",
 		n, parallelism, res.OperatorSeconds, cost.Writes, cost.WritesPerTask, cost.WritesByMethod, cost.WritesByResource, cpu1-cpu0,
 		res.ControllerManagerWritesPerTask, res.AllWritesPerTask)
+	var ran batchv1.Job
+	if err := b.c.Get(b.ctx, client.ObjectKey{Namespace: ns, Name: "run-b0"}, &ran); err != nil {
+		b.t.Fatalf("the run's batch Job: %v", err)
+	}
 	b.cleanUp(ns)
+	res.SameBatchJobSeconds = b.sameBatchJob(&ran, n)
+	res.SameBatchJobRatio = res.OperatorSeconds / res.SameBatchJobSeconds
 
 	ns = b.namespace(fmt.Sprintf("indexed-%d", n))
 	mode := batchv1.IndexedCompletion
@@ -935,4 +941,41 @@ func (b *bench) profiles() []string {
 		files[i] = filepath.Join("bench", filepath.Base(f))
 	}
 	return files
+}
+
+// sameBatchJob runs the operator's own batch Job of the end-to-end run again, alone:
+// the same spec (Indexed, per-index retries, podFailurePolicy) and the same simulated
+// task pods (the kwok stages of task pods, fake-duration 0s), with no operator. What
+// the operator's run takes beyond it is the operator's own part: the plan, the
+// JobTasks' statuses, the commit, and the load they put on the API server.
+func (b *bench) sameBatchJob(ran *batchv1.Job, n int) float64 {
+	b.t.Helper()
+	ns := b.namespace(fmt.Sprintf("same-%d", n))
+	bj := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "same", Namespace: ns}, Spec: *ran.Spec.DeepCopy()}
+	bj.Spec.Selector, bj.Spec.ManualSelector = nil, nil
+	bj.Spec.Suspend = nil
+	bj.Spec.ActiveDeadlineSeconds = nil
+	// Task pods for kwok's stages (the per-task engine's label, which the stages
+	// still match), but not the run's: the manager's cache does not see them.
+	bj.Spec.Template.Labels = map[string]string{costv1.LabelJobTask: "same"}
+	pods := b.samplePods(ns, map[string]string{costv1.LabelJobTask: "same"})
+	start := time.Now()
+	if err := b.c.Create(b.ctx, bj); err != nil {
+		b.t.Fatal(err)
+	}
+	b.poll(30*time.Minute, "the same batch Job's Complete", func() bool {
+		if err := b.c.Get(b.ctx, client.ObjectKeyFromObject(bj), bj); err != nil {
+			return false
+		}
+		return batchFinished(bj, batchv1.JobComplete) || batchFinished(bj, batchv1.JobFailed)
+	})
+	end := time.Now()
+	pods.stop(start, end)
+	if batchFinished(bj, batchv1.JobFailed) {
+		b.t.Fatalf("the same batch Job failed: %+v", bj.Status.Conditions)
+	}
+	took := end.Sub(start).Seconds()
+	b.logf("end to end: the run's own batch Job of %d completions, alone, took %.1fs", n, took)
+	b.cleanUp(ns)
+	return took
 }

@@ -53,6 +53,11 @@ type EndToEnd struct {
 	AllWritesPerTask float64 `json:"allWritesPerTask"`
 	// Ratio is the operator's time over the Indexed Job's (goal <= goalEndToEnd).
 	Ratio float64 `json:"ratio"`
+	// SameBatchJobSeconds is the run's own batch Job (its spec and simulated task
+	// pods) run again alone, without the operator; SameBatchJobRatio is the
+	// operator's time over it: the operator's own share of the run.
+	SameBatchJobSeconds float64 `json:"sameBatchJobSeconds,omitempty"`
+	SameBatchJobRatio   float64 `json:"sameBatchJobRatio,omitempty"`
 	// OperatorPods and IndexedPods are the runs' task pods over time; Picture is
 	// their plot, relative to the repository.
 	OperatorPods Timeline `json:"operatorPods"`
@@ -339,6 +344,10 @@ func markdown(r *Results) string {
 	c := r.Cost
 	p("| end to end: %d tasks, parallelism %d, created → SUCCESS | %.1f s | Indexed Job, %d completions: %.1f s | %.2f | ≤ %.1f | %s |",
 		e.Tasks, e.Parallelism, e.OperatorSeconds, e.Tasks, e.IndexedSeconds, e.Ratio, goalEndToEnd, mark(r.Goals, "endToEnd"))
+	if e.SameBatchJobSeconds > 0 {
+		p("| end to end, against the run's own batch Job alone (its spec, the same simulated task pods, no operator) | %.1f s | the same batch Job: %.1f s | %.2f | | |",
+			e.OperatorSeconds, e.SameBatchJobSeconds, e.SameBatchJobRatio)
+	}
 	p("| API writes per task, operator + kube-controller-manager (same end-to-end runs) | %.2f (%.2f + %.2f) | Indexed Job: %.2f per pod | %.2f | ≤ %.0f | %s |",
 		e.AllWritesPerTask, c.WritesPerTask, e.ControllerManagerWritesPerTask, e.ControllerManagerWritesPerPod,
 		safeDiv(e.AllWritesPerTask, e.ControllerManagerWritesPerPod), goalAllWrites, mark(r.Goals, "allWritesPerTask"))
