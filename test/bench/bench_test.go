@@ -722,11 +722,14 @@ type memory struct {
 func (b *bench) memory() memory {
 	var m memory
 	_ = b.fetch(fmt.Sprintf("http://%s/debug/pprof/heap?gc=1", b.pprofAddr))
+	// The heap at once, before the manager (still reconciling) allocates again:
+	// read two seconds later it also counted what was allocated meanwhile (three
+	// runs gave 2.34, 3.82 and 4.58 KiB per task at 10,000 tasks).
+	m.liveHeap = b.metric("go_memstats_heap_alloc_bytes")["go_memstats_heap_alloc_bytes"]
 	time.Sleep(2 * time.Second)
 	if st, err := procStatus(b.env.Manager.Pid()); err == nil {
 		m.rssKiB = st["VmRSS"]
 	}
-	m.liveHeap = b.metric("go_memstats_heap_alloc_bytes")["go_memstats_heap_alloc_bytes"]
 	return m
 }
 
