@@ -94,12 +94,14 @@ func (tl Timeline) firstRunning() float64 {
 	return -1
 }
 
-// meanRunning is the mean number of running pods over the samples from the first
-// with a running pod to the last: how full the run kept its slots.
-func (tl Timeline) meanRunning() float64 {
+// slotUse is the mean number of pods holding a slot of the run's parallelism
+// (created, not finished: pending or running), and of those running, over the
+// samples from the first with such a pod to the last: how full the run kept its
+// slots.
+func (tl Timeline) slotUse() (active, running float64) {
 	first, last := -1, -1
 	for i, s := range tl.Samples {
-		if s.Running > 0 {
+		if s.Pending+s.Running > 0 {
 			if first < 0 {
 				first = i
 			}
@@ -107,13 +109,14 @@ func (tl Timeline) meanRunning() float64 {
 		}
 	}
 	if first < 0 {
-		return 0
+		return 0, 0
 	}
-	total := 0
+	var a, r int
 	for _, s := range tl.Samples[first : last+1] {
-		total += s.Running
+		a, r = a+s.Pending+s.Running, r+s.Running
 	}
-	return float64(total) / float64(last-first+1)
+	n := float64(last - first + 1)
+	return float64(a) / n, float64(r) / n
 }
 
 type Latency struct {
@@ -252,10 +255,11 @@ func slots(e EndToEnd) string {
 	if len(e.OperatorPods.Samples) == 0 || len(e.IndexedPods.Samples) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("The first task pod ran %.1fs after the Job's creation (Indexed Job: %.1fs); between the first and the last "+
-		"running pod, %.0f of the %d slots were busy on average (Indexed Job: %.0f).",
-		e.OperatorPods.firstRunning(), e.IndexedPods.firstRunning(), e.OperatorPods.meanRunning(), e.Parallelism,
-		e.IndexedPods.meanRunning())
+	opActive, opRunning := e.OperatorPods.slotUse()
+	ixActive, ixRunning := e.IndexedPods.slotUse()
+	return fmt.Sprintf("The first task pod ran %.1fs after the Job's creation (Indexed Job: %.1fs); from the first pod to the "+
+		"last, %.0f of the %d slots held a pod on average, %.0f of them running (Indexed Job: %.0f, %.0f running).",
+		e.OperatorPods.firstRunning(), e.IndexedPods.firstRunning(), opActive, e.Parallelism, opRunning, ixActive, ixRunning)
 }
 
 func seePicture(e EndToEnd) string {
