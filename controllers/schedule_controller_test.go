@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -98,8 +97,6 @@ func scheduleClock(t time.Time) (*testingclock.FakePassiveClock, operator.Option
 	o.ScheduleClock = clk
 	return clk, o
 }
-
-func jobOf(bj *batchv1.Job) string { return bj.Labels[costv1.LabelJob] }
 
 func TestScheduleStartsOneRunPerDueTimeAcrossRestarts(t *testing.T) {
 	ns := newNamespace(t)
