@@ -293,12 +293,12 @@ func TestDeployRunsTheSampleAndSurvivesTheLossOfTheLeader(t *testing.T) {
 	if end.Status.CreatedCount != tasks*perTask {
 		t.Errorf("createdCount %d, want %d", end.Status.CreatedCount, tasks*perTask)
 	}
-	// Every task ran once: one JobTask and one batch Job each, nothing made twice
-	// by the new leader.
-	for _, kind := range []string{"jobtasks.cost-analysis.costops.dev", "jobs.batch"} {
+	// Every task ran once: one JobTask and one pod each, on the run's one Indexed
+	// batch Job, nothing made twice by the new leader.
+	for kind, want := range map[string]int{"jobtasks.cost-analysis.costops.dev": tasks, "jobs.batch": 1, "pods": tasks} {
 		out := kubectl(t, ctx, "", "-n", ns, "get", kind, "-l", "cost-analysis.costops.dev/job=sample-billing-2026-09", "-o", "name")
-		if n := len(strings.Fields(out)); n != tasks {
-			t.Errorf("%d %s of the run, want %d:\n%s", n, kind, tasks, out)
+		if n := len(strings.Fields(out)); n != want {
+			t.Errorf("%d %s of the run, want %d:\n%s", n, kind, want, out)
 		}
 	}
 	// The records are in the store once, committed.
