@@ -244,15 +244,24 @@ func (r *JobTaskReconciler) Reconcile(ctx context.Context, req reconcile.Request
 func (r *JobTaskReconciler) reconcileIndex(ctx context.Context, s *taskScope) (reconcile.Result, error) {
 	l, ok := layoutOf(&s.job.Status)
 	if !ok {
-		return reconcile.Result{}, nil // not laid out yet: its batch Job's pods will bring it back
+		// The plan writes the layout before it creates a task: this is the cache
+		// running behind that write. Look again shortly.
+		return reconcile.Result{RequeueAfter: time.Second}, nil
 	}
 	k, ci := l.place(s.task.Spec.Index)
-	if k >= s.job.Status.BatchJobs.Created {
-		return reconcile.Result{}, nil // its batch Job is not created yet
-	}
 	name := BatchJobName(s.job.Name, k)
 	bj := &batchv1.Job{}
 	err := r.client.Get(ctx, types.NamespacedName{Namespace: s.task.Namespace, Name: name}, bj)
+	if apierrors.IsNotFound(err) && k >= s.job.Status.BatchJobs.Created {
+		// Not created yet, as far as the cache knows. Its pods bring the task back,
+		// unless they came first, before the cache saw their batch Job (or the
+		// Job's status counting it): then look again shortly, since a pod that runs
+		// for long sends no other event.
+		if n, err := r.cachedIndexPods(ctx, s.task.Namespace, name, ci); err != nil || n > 0 {
+			return reconcile.Result{RequeueAfter: time.Second}, err
+		}
+		return reconcile.Result{}, nil
+	}
 	if apierrors.IsNotFound(err) {
 		// The Job says it created this batch Job: ask the API server before calling
 		// it lost (the cache may not have seen the create).
@@ -290,6 +299,15 @@ func (r *JobTaskReconciler) reconcileIndex(ctx context.Context, s *taskScope) (r
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
 	return reconcile.Result{}, r.writeStatus(ctx, s, st)
+}
+
+// cachedIndexPods counts the pods in the cache of the completion index ci of the
+// batch Job called name, whatever owns them.
+func (r *JobTaskReconciler) cachedIndexPods(ctx context.Context, namespace, name string, ci int32) (int, error) {
+	var list corev1.PodList
+	err := r.client.List(ctx, &list, client.InNamespace(namespace),
+		client.MatchingFields{indexes.PodCompletionIndex: indexes.PodCompletionIndexKey(name, itoa(ci))}, client.UnsafeDisableDeepCopy)
+	return len(list.Items), err
 }
 
 // indexPods lists the pods of a batch Job's completion index.
