@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -145,11 +146,11 @@ func (r *JobTaskReconciler) batchJobChanged(ctx context.Context, o client.Object
 			return
 		}
 	}
-	first, ok := taskpod.PodTaskIndex(map[string]string{taskpod.AnnotationCompletionIndex: "0",
-		costv1.AnnotationFirstTaskIndex: bj.Annotations[costv1.AnnotationFirstTaskIndex]}, costv1.AnnotationFirstTaskIndex)
-	if !ok {
-		return
+	first64, err := strconv.ParseInt(bj.Annotations[costv1.AnnotationFirstTaskIndex], 10, 32)
+	if err != nil {
+		return // not a batch Job of this engine
 	}
+	first := int32(first64)
 	var list costv1.JobTaskList
 	if err := r.client.List(ctx, &list, client.InNamespace(bj.Namespace),
 		client.MatchingFields{indexes.JobTaskJob: job}, client.UnsafeDisableDeepCopy); err != nil {

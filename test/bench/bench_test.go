@@ -497,24 +497,8 @@ func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
 			}},
 		},
 	}
-	pods = b.samplePods(ns, map[string]string{batchv1.JobNameLabel: bj.Name})
 	k0 = b.controllerManagerWrites()
-	start = time.Now()
-	if err := b.c.Create(b.ctx, bj); err != nil {
-		b.t.Fatal(err)
-	}
-	b.poll(30*time.Minute, "the Indexed Job's Complete", func() bool {
-		if err := b.c.Get(b.ctx, client.ObjectKeyFromObject(bj), bj); err != nil {
-			return false
-		}
-		return batchFinished(bj, batchv1.JobComplete) || batchFinished(bj, batchv1.JobFailed)
-	})
-	end = time.Now()
-	res.IndexedPods = pods.stop(start, end)
-	if batchFinished(bj, batchv1.JobFailed) {
-		b.t.Fatalf("the Indexed Job failed: %+v", bj.Status.Conditions)
-	}
-	res.IndexedSeconds = end.Sub(start).Seconds()
+	res.IndexedSeconds, res.IndexedPods = b.runBatchJob(bj, "the Indexed Job", map[string]string{batchv1.JobNameLabel: bj.Name})
 	res.Ratio = res.OperatorSeconds / res.IndexedSeconds
 	time.Sleep(2 * time.Second)
 	res.ControllerManagerWritesPerPod = float64(sum(b.controllerManagerWrites())-sum(k0)) / float64(n)
@@ -961,24 +945,32 @@ func (b *bench) sameBatchJob(ran *batchv1.Job, n int) float64 {
 	// Task pods for kwok's stages (the per-task engine's label, which the stages
 	// still match), but not the run's: the manager's cache does not see them.
 	bj.Spec.Template.Labels = map[string]string{costv1.LabelJobTask: "same"}
-	pods := b.samplePods(ns, map[string]string{costv1.LabelJobTask: "same"})
+	took, _ := b.runBatchJob(bj, "the same batch Job", bj.Spec.Template.Labels)
+	b.logf("end to end: the run's own batch Job of %d completions, alone, took %.1fs", n, took)
+	b.cleanUp(ns)
+	return took
+}
+
+// runBatchJob creates a batch Job, samples its pods (selected by podLabels) and
+// waits until it is Complete; it fails the benchmark when the batch Job fails. It
+// returns the time from its creation to Complete, and its pods over that time.
+func (b *bench) runBatchJob(bj *batchv1.Job, what string, podLabels map[string]string) (float64, Timeline) {
+	b.t.Helper()
+	pods := b.samplePods(bj.Namespace, podLabels)
 	start := time.Now()
 	if err := b.c.Create(b.ctx, bj); err != nil {
 		b.t.Fatal(err)
 	}
-	b.poll(30*time.Minute, "the same batch Job's Complete", func() bool {
+	b.poll(30*time.Minute, what+"'s Complete", func() bool {
 		if err := b.c.Get(b.ctx, client.ObjectKeyFromObject(bj), bj); err != nil {
 			return false
 		}
 		return batchFinished(bj, batchv1.JobComplete) || batchFinished(bj, batchv1.JobFailed)
 	})
 	end := time.Now()
-	pods.stop(start, end)
+	timeline := pods.stop(start, end)
 	if batchFinished(bj, batchv1.JobFailed) {
-		b.t.Fatalf("the same batch Job failed: %+v", bj.Status.Conditions)
+		b.t.Fatalf("%s failed: %+v", what, bj.Status.Conditions)
 	}
-	took := end.Sub(start).Seconds()
-	b.logf("end to end: the run's own batch Job of %d completions, alone, took %.1fs", n, took)
-	b.cleanUp(ns)
-	return took
+	return end.Sub(start).Seconds(), timeline
 }
