@@ -23,6 +23,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -109,13 +110,20 @@ func TestBenchmark(t *testing.T) {
 	}
 	b.warmUp()
 
+	only := measures(os.Getenv("BENCH_ONLY"))
 	// Fan-out, memory per live task on the largest.
-	for _, n := range []int{1000, 10000} {
-		res.FanOut = append(res.FanOut, b.fanOut(n, &res.Cost))
+	if only["fanout"] {
+		for _, n := range []int{1000, 10000} {
+			res.FanOut = append(res.FanOut, b.fanOut(n, &res.Cost))
+		}
 	}
 	// End to end, with the cost of a whole run.
-	res.EndToEnd = b.endToEnd(1000, 100, &res.Cost)
-	res.Latency = b.latency(20)
+	if only["endtoend"] {
+		res.EndToEnd = b.endToEnd(1000, 100, &res.Cost)
+	}
+	if only["latency"] {
+		res.Latency = b.latency(20)
+	}
 	b.notePeak()
 	res.Cost.PeakRSSMiB = float64(b.peakKiB) / 1024
 	res.Profiles = b.profiles()
@@ -133,6 +141,22 @@ func TestBenchmark(t *testing.T) {
 		}
 	}
 	fmt.Printf("bench: wrote %s, %s and %s\n", filepath.Join(b.dir, "results.json"), filepath.Join(b.dir, "results.md"), filepath.Join(b.dir, pictureFile))
+}
+
+// measures is the set of measures BENCH_ONLY names (comma-separated: fanout,
+// endtoend, latency); all of them when it is empty.
+func measures(only string) map[string]bool {
+	all := map[string]bool{"fanout": true, "endtoend": true, "latency": true}
+	if strings.TrimSpace(only) == "" {
+		return all
+	}
+	out := map[string]bool{}
+	for _, m := range strings.Split(only, ",") {
+		if m = strings.TrimSpace(m); all[m] {
+			out[m] = true
+		}
+	}
+	return out
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -434,6 +458,9 @@ func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
 	pods := b.samplePods(ns, map[string]string{costv1.LabelJob: "run"})
 	w0, k0, a0 := b.writes(), b.controllerManagerWrites(), b.apiserverWrites()
 	b.profile(fmt.Sprintf("manager-run-%d.cpu.pprof", n), 60*time.Second)
+	b.apiserverProfile(fmt.Sprintf("apiserver-run-%d.cpu.pprof", n), 30*time.Second)
+	meter := cpuMeter{b}
+	c0 := meter.now()
 	start := time.Now()
 	b.createJob(ns, "run", parallelism)
 	var j costv1.Job
@@ -447,8 +474,10 @@ func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
 		return j.Status.Status == costv1.JobSuccess
 	})
 	end := time.Now()
+	res.CPU = map[string]map[string]float64{"operator": meter.since(c0)}
 	res.OperatorSeconds = end.Sub(start).Seconds()
 	res.OperatorPods = pods.stop(start, end)
+	b.logf("end to end: the operator's run used %s", cpuText(res.CPU["operator"], res.OperatorSeconds))
 	time.Sleep(3 * time.Second) // the DataSource's status, the last events
 	w1, k1, a1 := b.writes(), b.controllerManagerWrites(), b.apiserverWrites()
 	cpu1, err := procCPUSeconds(pid)
@@ -481,8 +510,9 @@ func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
 		b.t.Fatalf("the run's batch Job: %v", err)
 	}
 	b.cleanUp(ns)
-	res.SameBatchJobSeconds = b.sameBatchJob(&ran, n)
+	res.SameBatchJobSeconds, res.CPU["sameBatchJob"] = b.sameBatchJob(&ran, n, false)
 	res.SameBatchJobRatio = res.OperatorSeconds / res.SameBatchJobSeconds
+	res.FloorSeconds, res.CPU["floor"] = b.sameBatchJob(&ran, n, true)
 
 	ns = b.namespace(fmt.Sprintf("indexed-%d", n))
 	mode := batchv1.IndexedCompletion
@@ -498,8 +528,13 @@ func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
 		},
 	}
 	k0 = b.controllerManagerWrites()
+	b.apiserverProfile(fmt.Sprintf("apiserver-indexed-%d.cpu.pprof", n), 15*time.Second)
+	c0 = meter.now()
 	res.IndexedSeconds, res.IndexedPods = b.runBatchJob(bj, "the Indexed Job", map[string]string{batchv1.JobNameLabel: bj.Name})
+	res.CPU["indexedJob"] = meter.since(c0)
+	b.logf("end to end: the Indexed Job used %s", cpuText(res.CPU["indexedJob"], res.IndexedSeconds))
 	res.Ratio = res.OperatorSeconds / res.IndexedSeconds
+	res.FloorRatio = res.FloorSeconds / res.IndexedSeconds
 	time.Sleep(2 * time.Second)
 	res.ControllerManagerWritesPerPod = float64(sum(b.controllerManagerWrites())-sum(k0)) / float64(n)
 	b.logf("end to end: the Indexed Job of %d completions took %.1fs (kube-controller-manager: %.2f writes per pod); the operator took %.2f times as long",
@@ -930,25 +965,97 @@ func (b *bench) profiles() []string {
 	return files
 }
 
-// sameBatchJob runs the operator's own batch Job of the end-to-end run again, alone:
-// the same spec (Indexed, per-index retries, podFailurePolicy) and the same simulated
-// task pods (the kwok stages of task pods, fake-duration 0s), with no operator. What
-// the operator's run takes beyond it is the operator's own part: the plan, the
+// sameBatchJob runs the operator's own batch Job of the end-to-end run again,
+// without the operator: the same spec (Indexed, per-index retries, podFailurePolicy)
+// and the same simulated task pods (the kwok stages of task pods, fake-duration 0s).
+// What the operator's run takes beyond it is the operator's own part: the plan, the
 // JobTasks' statuses, the commit, and the load they put on the API server.
-func (b *bench) sameBatchJob(ran *batchv1.Job, n int) float64 {
+//
+// With withTasks, a plain client meanwhile keeps one JobTask per task the cheapest
+// way there is: it creates n JobTasks (32 workers, no client-side limit) and writes
+// each one's end status once, two writes per task and no reads: the floor of any
+// engine that keeps a JobTask per task, on the same API server. It returns the time
+// until both are done, and the CPU each process used meanwhile.
+func (b *bench) sameBatchJob(ran *batchv1.Job, n int, withTasks bool) (float64, map[string]float64) {
 	b.t.Helper()
-	ns := b.namespace(fmt.Sprintf("same-%d", n))
-	bj := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "same", Namespace: ns}, Spec: *ran.Spec.DeepCopy()}
+	name := "same"
+	if withTasks {
+		name = "floor"
+	}
+	ns := b.namespace(fmt.Sprintf("%s-%d", name, n))
+	bj := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: *ran.Spec.DeepCopy()}
 	bj.Spec.Selector, bj.Spec.ManualSelector = nil, nil
 	bj.Spec.Suspend = nil
 	bj.Spec.ActiveDeadlineSeconds = nil
 	// Task pods for kwok's stages (the per-task engine's label, which the stages
 	// still match), but not the run's: the manager's cache does not see them.
-	bj.Spec.Template.Labels = map[string]string{costv1.LabelJobTask: "same"}
+	bj.Spec.Template.Labels = map[string]string{costv1.LabelJobTask: name}
+	var owner *corev1.ConfigMap
+	if withTasks {
+		owner = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "owner", Namespace: ns}}
+		if err := b.c.Create(b.ctx, owner); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	meter := cpuMeter{b}
+	c0 := meter.now()
+	start := time.Now()
+	var tasksDone time.Time
+	var wg sync.WaitGroup
+	if withTasks {
+		wg.Go(func() {
+			b.plainTasks(ns, owner, n)
+			tasksDone = time.Now()
+		})
+	}
 	took, _ := b.runBatchJob(bj, "the same batch Job", bj.Spec.Template.Labels)
-	b.logf("end to end: the run's own batch Job of %d completions, alone, took %.1fs", n, took)
+	wg.Wait()
+	if withTasks {
+		took = max(took, tasksDone.Sub(start).Seconds())
+	}
+	cpu := meter.since(c0)
+	what := "alone"
+	if withTasks {
+		what = "with a plain client writing a JobTask per task (creation, end)"
+	}
+	b.logf("end to end: the run's own batch Job of %d completions, %s, took %.1fs and used %s", n, what, took, cpuText(cpu, took))
 	b.cleanUp(ns)
-	return took
+	return took, cpu
+}
+
+// plainTasks creates n JobTasks with the planner's concurrency and then writes each
+// one's end status once (a merge patch of the status subresource, as the operator's
+// end of a task), with no client-side limit.
+func (b *bench) plainTasks(ns string, owner *corev1.ConfigMap, n int) {
+	b.t.Helper()
+	var errs sync.Map
+	each := func(do func(i int) error) {
+		var wg sync.WaitGroup
+		work := make(chan int)
+		for range planWorkers {
+			wg.Go(func() {
+				for i := range work {
+					if err := do(i); err != nil {
+						errs.Store(i, err)
+					}
+				}
+			})
+		}
+		for i := range n {
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+	}
+	each(func(i int) error { return b.c.Create(b.ctx, baselineTask(ns, owner, i)) })
+	now := time.Now().UTC().Format(time.RFC3339)
+	each(func(i int) error {
+		jt := &costv1.JobTask{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("run-%d", i), Namespace: ns}}
+		patch := fmt.Sprintf(`{"status":{"status":"SUCCESS","createdCount":24,"collectedBytes":4096,"attempts":1,`+
+			`"batchJobName":"floor","startedAt":%q,"updatedAt":%q,"finishedAt":%q}}`, now, now, now)
+		return b.c.Status().Patch(b.ctx, jt, client.RawPatch(types.MergePatchType, []byte(patch)))
+	})
+	errs.Range(func(k, v any) bool { b.t.Fatalf("plain client, JobTask %v: %v", k, v); return false })
 }
 
 // runBatchJob creates a batch Job, samples its pods (selected by podLabels) and

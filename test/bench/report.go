@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -58,6 +59,16 @@ type EndToEnd struct {
 	// operator's time over it: the operator's own share of the run.
 	SameBatchJobSeconds float64 `json:"sameBatchJobSeconds,omitempty"`
 	SameBatchJobRatio   float64 `json:"sameBatchJobRatio,omitempty"`
+	// FloorSeconds is the same batch Job with a plain client meanwhile creating a
+	// JobTask per task and writing its end status (two writes per task, no reads):
+	// the floor of any engine that keeps a JobTask per task. FloorRatio is it over
+	// the Indexed Job's time.
+	FloorSeconds float64 `json:"floorSeconds,omitempty"`
+	FloorRatio   float64 `json:"floorRatio,omitempty"`
+	// CPU is the CPU seconds each process used during each run ("operator",
+	// "sameBatchJob", "indexedJob"), by component: the control plane's processes,
+	// the manager and the benchmark itself.
+	CPU map[string]map[string]float64 `json:"cpuSeconds,omitempty"`
 	// OperatorPods and IndexedPods are the runs' task pods over time; Picture is
 	// their plot, relative to the repository.
 	OperatorPods Timeline `json:"operatorPods"`
@@ -352,6 +363,10 @@ func markdown(r *Results) string {
 		p("| end to end, against the run's own batch Job alone (its spec, the same simulated task pods, no operator) | %.1f s | the same batch Job: %.1f s | %.2f | | |",
 			e.OperatorSeconds, e.SameBatchJobSeconds, e.SameBatchJobRatio)
 	}
+	if e.FloorSeconds > 0 {
+		p("| floor: the same batch Job while a plain client creates a JobTask per task and writes its end status (2 writes per task, no reads, no operator) | %.1f s | Indexed Job: %.1f s | %.2f | | |",
+			e.FloorSeconds, e.IndexedSeconds, e.FloorRatio)
+	}
 	p("| API writes per task, operator + kube-controller-manager (same end-to-end runs) | %.2f (%.2f + %.2f) | Indexed Job: %.2f per pod | %.2f | ≤ %.0f | %s |",
 		e.AllWritesPerTask, c.WritesPerTask, e.ControllerManagerWritesPerTask, e.ControllerManagerWritesPerPod,
 		safeDiv(e.AllWritesPerTask, e.ControllerManagerWritesPerPod), goalAllWrites, mark(r.Goals, "allWritesPerTask"))
@@ -370,6 +385,17 @@ func markdown(r *Results) string {
 			ratioOrEarlier(l.OperatorP50, l.UpstreamP50), ratioOrEarlier(l.OperatorP99, l.UpstreamP99))
 		p("| completion latency, p50 / p99 (same Jobs): last task pod Succeeded → Job SUCCESS | %.0f / %.0f ms | the same upstream figure | %.2f / %.2f | | |",
 			l.OperatorFromPodP50, l.OperatorFromPodP99, safeDiv(l.OperatorFromPodP50, l.UpstreamP50), safeDiv(l.OperatorFromPodP99, l.UpstreamP99))
+	}
+	for _, run := range []struct {
+		key, what string
+		secs      float64
+	}{
+		{"operator", "the operator's run", e.OperatorSeconds}, {"sameBatchJob", "the same batch Job alone", e.SameBatchJobSeconds},
+		{"floor", "the floor", e.FloorSeconds}, {"indexedJob", "the Indexed Job", e.IndexedSeconds},
+	} {
+		if cpu := e.CPU[run.key]; len(cpu) > 0 {
+			p("| CPU used during %s (all processes on this machine's 2 cores) | %s | | | | |", run.what, cpuText(cpu, run.secs))
+		}
 	}
 	p("| manager peak RSS (VmHWM, whole benchmark) | %.0f MiB | | | | |", c.PeakRSSMiB)
 	p("| manager CPU per 1,000 tasks (user + system, %d-task run) | %.2f s | | | | |", c.Tasks, c.CPUSecondsPer1000)
@@ -392,6 +418,24 @@ func markdown(r *Results) string {
 		}
 	}
 	return b.String()
+}
+
+// cpuText renders a run's CPU seconds by process, largest first.
+func cpuText(cpu map[string]float64, wall float64) string {
+	keys := slices.Collect(maps.Keys(cpu))
+	slices.SortFunc(keys, func(a, b string) int {
+		if c := cmp.Compare(cpu[b], cpu[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	var parts []string
+	total := 0.0
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.1f", k, cpu[k]))
+		total += cpu[k]
+	}
+	return fmt.Sprintf("%.1f CPU s in %.1f s (%.2f cores): %s", total, wall, safeDiv(total, wall), strings.Join(parts, ", "))
 }
 
 func safeDiv(a, b float64) float64 {
