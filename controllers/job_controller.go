@@ -8,11 +8,15 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -173,11 +177,36 @@ func (r *JobReconciler) SetupWithManager(mgr manager.Manager) error {
 	return builder.ControllerManagedBy(mgr).
 		Named("job").
 		For(&costv1.Job{}).
-		Owns(&costv1.JobTask{}).
+		Watches(&costv1.JobTask{}, handler.Funcs{
+			CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				enqueueTaskJob(e.Object, q)
+			},
+			UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				enqueueTaskJob(e.ObjectNew, q)
+			},
+			DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				enqueueTaskJob(e.Object, q)
+			},
+		}).
 		Owns(&batchv1.Job{}).
 		Watches(&costv1.DataSource{}, handler.EnqueueRequestsFromMapFunc(r.dataSourceToJobs)).
 		WithOptions(ctrl.Options{MaxConcurrentReconciles: r.maxConcurrent}).
 		Complete(r)
+}
+
+// taskEventBatch is how long the changes of a Job's tasks gather before the Job is
+// reconciled: one reconcile (one read of all its tasks) sums the changes of many,
+// as the upstream Job controller batches its pods' changes (by 1 s). A Job's own
+// changes and its batch Jobs' are reconciled at once.
+const taskEventBatch = 500 * time.Millisecond
+
+// enqueueTaskJob queues the Job that controls a JobTask, after taskEventBatch.
+func enqueueTaskJob(o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	ref := metav1.GetControllerOfNoCopy(o)
+	if ref == nil || ref.Kind != "Job" || ref.APIVersion != costv1.GroupVersion.String() {
+		return
+	}
+	q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: ref.Name}}, taskEventBatch)
 }
 
 // dataSourceToJobs wakes the Jobs of a DataSource that have not planned yet (one may be

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	costv1 "github.com/costops/cost-analysis-operator/api/v1"
@@ -98,22 +99,55 @@ func NewJobTaskReconciler(mgr manager.Manager, opts ...JobTaskOption) *JobTaskRe
 func (r *JobTaskReconciler) SetupWithManager(mgr manager.Manager) error {
 	return builder.ControllerManagedBy(mgr).
 		Named("jobtask").
-		For(&costv1.JobTask{}).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToTask)).
+		For(&costv1.JobTask{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: r.notOwnWrite})).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToTask),
+			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool { return podChanged(e.ObjectOld, e.ObjectNew) }})).
 		Watches(&batchv1.Job{}, handler.Funcs{
 			CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-				r.batchJobChanged(ctx, e.Object, false, q)
+				r.batchJobChanged(ctx, nil, e.Object, false, q)
 			},
 			UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-				r.batchJobChanged(ctx, e.ObjectNew, false, q)
+				r.batchJobChanged(ctx, e.ObjectOld, e.ObjectNew, false, q)
 			},
 			DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-				r.batchJobChanged(ctx, e.Object, true, q)
+				r.batchJobChanged(ctx, nil, e.Object, true, q)
 			},
 		}).
 		Watches(&costv1.Job{}, handler.Funcs{UpdateFunc: r.jobEnded}).
 		WithOptions(ctrl.Options{MaxConcurrentReconciles: r.maxConcurrent}).
 		Complete(r)
+}
+
+// notOwnWrite drops the event of our own last status write of a JobTask: the
+// reconcile that wrote it already acted on what it shows. Every other change (a
+// deletion, a write by someone else, a cache resync) is reconciled. A task whose end
+// we wrote is not written again, so it is forgotten here.
+func (r *JobTaskReconciler) notOwnWrite(e event.UpdateEvent) bool {
+	if !r.written.isLast(e.ObjectNew) {
+		return true
+	}
+	if t, ok := e.ObjectNew.(*costv1.JobTask); ok && t.Status.Status.Finished() {
+		r.written.forget(client.ObjectKeyFromObject(t))
+	}
+	return false
+}
+
+// podChanged reports whether a task pod's update changes what its task's status is
+// read from: its phase, start, result (containers' states, reason, message), the
+// failure count Kubernetes keeps on it, or its deletion. Its scheduling, conditions
+// and finalizers (the Job controller's tracking finalizer) decide nothing.
+func podChanged(oldObj, newObj client.Object) bool {
+	o, ok1 := oldObj.(*corev1.Pod)
+	n, ok2 := newObj.(*corev1.Pod)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return o.Status.Phase != n.Status.Phase ||
+		!o.DeletionTimestamp.Equal(n.DeletionTimestamp) ||
+		!o.Status.StartTime.Equal(n.Status.StartTime) ||
+		o.Status.Reason != n.Status.Reason || o.Status.Message != n.Status.Message ||
+		o.Annotations[taskpod.AnnotationIndexFailureCount] != n.Annotations[taskpod.AnnotationIndexFailureCount] ||
+		!equality.Semantic.DeepEqual(o.Status.ContainerStatuses, n.Status.ContainerStatuses)
 }
 
 // podToTask maps a task pod to its JobTask: <job>-<first task index + completion index>.
@@ -126,9 +160,11 @@ func podToTask(_ context.Context, o client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: JobTaskName(job, int(i))}}}
 }
 
-// batchJobChanged enqueues the open tasks a batch Job's change may decide: those in
-// its completedIndexes or failedIndexes, and all of them once it ended or is gone.
-func (r *JobTaskReconciler) batchJobChanged(ctx context.Context, o client.Object, gone bool, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+// batchJobChanged enqueues the open tasks a batch Job's change may decide: those its
+// completedIndexes or failedIndexes gained since old (all of them listed there when
+// there is no old: a creation, or the cache's first list after a restart), and all of
+// them once it ended or is gone.
+func (r *JobTaskReconciler) batchJobChanged(ctx context.Context, old, o client.Object, gone bool, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	bj, ok := o.(*batchv1.Job)
 	job := o.GetLabels()[costv1.LabelJob]
 	if !ok || job == "" {
@@ -136,13 +172,13 @@ func (r *JobTaskReconciler) batchJobChanged(ctx context.Context, o client.Object
 	}
 	_, finished := batchJobFinished(bj)
 	all := gone || finished || !bj.DeletionTimestamp.IsZero()
-	var decided indexSet
+	var decided, before indexSet
 	if !all {
-		decided = parseIndexSet(bj.Status.CompletedIndexes)
-		if f := bj.Status.FailedIndexes; f != nil {
-			decided = append(decided, parseIndexSet(*f)...)
+		decided = decidedIndexes(bj)
+		if prev, ok := old.(*batchv1.Job); ok {
+			before = decidedIndexes(prev)
 		}
-		if len(decided) == 0 {
+		if len(decided) == 0 || equality.Semantic.DeepEqual(decided, before) {
 			return
 		}
 	}
@@ -166,10 +202,19 @@ func (r *JobTaskReconciler) batchJobChanged(ctx context.Context, o client.Object
 		if ci < 0 || bj.Spec.Completions != nil && ci >= *bj.Spec.Completions {
 			continue
 		}
-		if all || decided.has(ci) {
+		if all || decided.has(ci) && !before.has(ci) {
 			q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(t)})
 		}
 	}
+}
+
+// decidedIndexes are a batch Job's completed and failed indexes.
+func decidedIndexes(bj *batchv1.Job) indexSet {
+	out := parseIndexSet(bj.Status.CompletedIndexes)
+	if f := bj.Status.FailedIndexes; f != nil {
+		out = append(out, parseIndexSet(*f)...)
+	}
+	return out
 }
 
 // jobEnded enqueues the open tasks of a Job at the moment the Job ends, so they stop.

@@ -39,6 +39,13 @@ func (w *ownWrites) behind(obj client.Object) bool {
 	return err == nil && cmp < 0
 }
 
+// isLast reports whether obj is exactly our last write of it: the event of our own
+// write, which tells the controller nothing it did not decide.
+func (w *ownWrites) isLast(obj client.Object) bool {
+	v, ok := w.m.Load(client.ObjectKeyFromObject(obj))
+	return ok && v.(lastWrite).uid == obj.GetUID() && v.(lastWrite).rv == obj.GetResourceVersion()
+}
+
 // last is when we last wrote obj (ok false when we never did, or wrote an earlier
 // object of the same name).
 func (w *ownWrites) last(obj client.Object) (time.Time, bool) {

@@ -457,6 +457,7 @@ func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
 	// Jobs run them.
 	pods := b.samplePods(ns, map[string]string{costv1.LabelJob: "run"})
 	w0, k0, a0 := b.writes(), b.controllerManagerWrites(), b.apiserverWrites()
+	r0 := b.reconciles()
 	b.profile(fmt.Sprintf("manager-run-%d.cpu.pprof", n), 60*time.Second)
 	b.apiserverProfile(fmt.Sprintf("apiserver-run-%d.cpu.pprof", n), 30*time.Second)
 	meter := cpuMeter{b}
@@ -493,6 +494,12 @@ func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
 		}
 	}
 	cost.WritesPerTask = float64(cost.Writes) / float64(n)
+	cost.ReconcilesPerTask = map[string]float64{}
+	for ctrl, v := range b.reconciles() {
+		if d := v - r0[ctrl]; d > 0 {
+			cost.ReconcilesPerTask[ctrl] = float64(d) / float64(n)
+		}
+	}
 	cost.CPUSecondsPer1000 = (cpu1 - cpu0) * 1000 / float64(n)
 	cost.WritesByResource = map[string]float64{}
 	for k, v := range a1 {
@@ -502,8 +509,8 @@ func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
 	}
 	res.ControllerManagerWritesPerTask = float64(sum(k1)-sum(k0)) / float64(n)
 	res.AllWritesPerTask = cost.WritesPerTask + res.ControllerManagerWritesPerTask
-	b.logf("end to end %d tasks, parallelism %d: the operator took %.1fs; %d API writes (%.2f per task, %v; per task by kind: %v), %.1f CPU seconds; kube-controller-manager: %.2f writes per task; both: %.2f per task",
-		n, parallelism, res.OperatorSeconds, cost.Writes, cost.WritesPerTask, cost.WritesByMethod, cost.WritesByResource, cpu1-cpu0,
+	b.logf("end to end %d tasks, parallelism %d: the operator took %.1fs; %d API writes (%.2f per task, %v; per task by kind: %v), reconciles per task %v, %.1f CPU seconds; kube-controller-manager: %.2f writes per task; both: %.2f per task",
+		n, parallelism, res.OperatorSeconds, cost.Writes, cost.WritesPerTask, cost.WritesByMethod, cost.WritesByResource, cost.ReconcilesPerTask, cpu1-cpu0,
 		res.ControllerManagerWritesPerTask, res.AllWritesPerTask)
 	var ran batchv1.Job
 	if err := b.c.Get(b.ctx, client.ObjectKey{Namespace: ns, Name: "run-b0"}, &ran); err != nil {
@@ -755,6 +762,15 @@ func (b *bench) memory() memory {
 // writes are the manager's API requests other than GET, by method, so far.
 func (b *bench) writes() map[string]int {
 	return nonGET(b.metric("rest_client_requests_total"))
+}
+
+// reconciles are the manager's reconciles so far, by controller.
+func (b *bench) reconciles() map[string]int {
+	out := map[string]int{}
+	for series, v := range b.metric("controller_runtime_reconcile_total") {
+		out[labels(series)["controller"]] += int(v)
+	}
+	return out
 }
 
 // controllerManagerWrites are the kube-controller-manager's API requests other than

@@ -153,7 +153,10 @@ type Cost struct {
 	WritesPerTask  float64        `json:"writesPerTask"`
 	// WritesByResource are the API server's write counts of the run for the kinds
 	// only the manager writes (JobTasks, their status, the Jobs' status), per task.
-	WritesByResource  map[string]float64 `json:"writesPerTaskByResource"`
+	WritesByResource map[string]float64 `json:"writesPerTaskByResource"`
+	// ReconcilesPerTask are the manager's reconciles during the run, per task, by
+	// controller.
+	ReconcilesPerTask map[string]float64 `json:"reconcilesPerTask,omitempty"`
 	CPUSecondsPer1000 float64            `json:"cpuSecondsPer1000Tasks"`
 	PeakRSSMiB        float64            `json:"peakRSSMiB"`
 	LiveTasks         int                `json:"liveTasks"`
@@ -399,6 +402,13 @@ func markdown(r *Results) string {
 	}
 	p("| manager peak RSS (VmHWM, whole benchmark) | %.0f MiB | | | | |", c.PeakRSSMiB)
 	p("| manager CPU per 1,000 tasks (user + system, %d-task run) | %.2f s | | | | |", c.Tasks, c.CPUSecondsPer1000)
+	if len(c.ReconcilesPerTask) > 0 {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(c.ReconcilesPerTask)) {
+			parts = append(parts, fmt.Sprintf("%s %.2f", k, c.ReconcilesPerTask[k]))
+		}
+		p("| the manager's reconciles per task (%d-task run), by controller | %s | | | | |", c.Tasks, strings.Join(parts, ", "))
+	}
 	p("")
 	if e.Picture != "" {
 		p("The end-to-end runs over time (task pods running and finished, operator vs Indexed Job, sampled every %.2f s): %s.",
