@@ -114,12 +114,12 @@ func TestBenchmark(t *testing.T) {
 	// Fan-out, memory per live task on the largest.
 	if only["fanout"] {
 		for _, n := range []int{1000, 10000} {
-			res.FanOut = append(res.FanOut, b.fanOut(n, &res.Cost))
+			res.FanOut = append(res.FanOut, b.fanOut(n, rounds(), &res.Cost))
 		}
 	}
 	// End to end, with the cost of a whole run.
 	if only["endtoend"] {
-		res.EndToEnd = b.endToEnd(1000, 100, &res.Cost)
+		res.EndToEnd = b.endToEnd(1000, 100, rounds(), &res.Cost)
 	}
 	if only["latency"] {
 		res.Latency = b.latency(20)
@@ -273,16 +273,40 @@ func (b *bench) createJob(ns, name string, parallelism int32) *costv1.Job {
 	return j
 }
 
-// fanOut times a Job of n tasks from its creation until all n JobTasks exist, and n
-// JobTasks of the same shape created by a plain client with the planner's
-// concurrency, the apiserver's own limit.
-func (b *bench) fanOut(n int, cost *Cost) FanOut {
+// fanOut times, in rounds, a Job of n tasks from its creation until all n JobTasks
+// exist, and n JobTasks of the same shape created by a plain client with the
+// planner's concurrency and no client-side limit. The two alternate which goes first
+// from one round to the next; the ratio is the median of the rounds' ratios. The
+// manager's memory per live task is read on the first round of the largest n.
+func (b *bench) fanOut(n, rounds int, cost *Cost) FanOut {
 	b.t.Helper()
 	const parallelism = 200
-	res := FanOut{Tasks: n, Parallelism: parallelism, PlainClientWorker: planWorkers}
+	res := FanOut{Tasks: n, Parallelism: parallelism, PlainClientWorker: planWorkers, Rounds: rounds}
+	var plain, ours, ratios, rates []float64
+	for r := range rounds {
+		var p, o, rate float64
+		if r%2 == 0 {
+			p = b.plainFanOut(n, r)
+			o, rate = b.operatorFanOut(n, parallelism, r, cost)
+		} else {
+			o, rate = b.operatorFanOut(n, parallelism, r, cost)
+			p = b.plainFanOut(n, r)
+		}
+		plain, ours, rates = append(plain, p), append(ours, o), append(rates, rate)
+		ratios = append(ratios, p/o)
+		b.logf("fan-out %d, round %d of %d: plain client %.2fs, operator %.2fs: %.2f of the plain client's rate", n, r+1, rounds, p, o, p/o)
+	}
+	res.PlainClientSecond, res.OperatorSeconds = median(plain), median(ours)
+	res.Ratio, res.RoundRatios, res.ManagerWritesPerSecond = median(ratios), ratios, median(rates)
+	b.logf("fan-out %d over %d rounds: %.2f of the plain client's rate (median of %s)", n, rounds, res.Ratio, floats(ratios))
+	return res
+}
 
-	// The plain client.
-	base := b.namespace(fmt.Sprintf("baseline-%d", n))
+// plainFanOut is the time a plain client (planWorkers concurrent creates) takes to
+// create n JobTasks, until a watch has seen them all.
+func (b *bench) plainFanOut(n, round int) float64 {
+	b.t.Helper()
+	base := b.namespace(fmt.Sprintf("baseline-%d-%d", n, round))
 	owner := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "owner", Namespace: base}}
 	if err := b.c.Create(b.ctx, owner); err != nil {
 		b.t.Fatal(err)
@@ -308,28 +332,40 @@ func (b *bench) fanOut(n int, cost *Cost) FanOut {
 	}
 	close(work)
 	wg.Wait()
+	var took float64
 	select {
 	case at := <-baseDone:
-		res.PlainClientSecond = at.Sub(start).Seconds()
+		took = at.Sub(start).Seconds()
 	case <-time.After(time.Minute):
 		b.t.Fatalf("fan-out %d: the watch did not see the plain client's objects", n)
 	}
 	errs.Range(func(k, v any) bool { b.t.Fatalf("plain client, object %v: %v", k, v); return false })
 	b.logf("fan-out %d: plain client (%d workers, no client-side limit) created %d JobTasks in %.2fs (%.0f/s)",
-		n, planWorkers, n, res.PlainClientSecond, float64(n)/res.PlainClientSecond)
+		n, planWorkers, n, took, float64(n)/took)
 	b.cleanUp(base)
+	return took
+}
 
-	// The operator. Its task pods keep running, so the plan is measured, not the run.
-	ns := b.namespace(fmt.Sprintf("fanout-%d", n))
+// operatorFanOut is the time from a Job's creation until its n JobTasks exist (its
+// task pods keep running, so the plan is measured, not the run), and the manager's
+// write rate meanwhile. On the first round of the largest n it also reads the
+// manager's memory per live task.
+func (b *bench) operatorFanOut(n int, parallelism int32, round int, cost *Cost) (float64, float64) {
+	b.t.Helper()
+	ns := b.namespace(fmt.Sprintf("fanout-%d-%d", n, round))
 	b.dataSource(ns, n, "1h")
 	time.Sleep(2 * time.Second) // let the DataSource's verify pass
-	before := b.memory()
+	measureMemory := round == 0 && n >= cost.LiveTasks
+	var before memory
+	if measureMemory {
+		before = b.memory()
+	}
 	done := b.countCreated(ns, n)
 	w0 := b.writes()
-	if n == 10000 {
+	if n == 10000 && round == 0 {
 		b.profile(fmt.Sprintf("manager-fanout-%d.cpu.pprof", n), 30*time.Second)
 	}
-	start = time.Now()
+	start := time.Now()
 	b.createJob(ns, "run", parallelism)
 	var at time.Time
 	select {
@@ -337,13 +373,12 @@ func (b *bench) fanOut(n int, cost *Cost) FanOut {
 	case <-time.After(15 * time.Minute):
 		b.t.Fatalf("fan-out %d: the JobTasks are not all there after 15 minutes", n)
 	}
-	res.OperatorSeconds = at.Sub(start).Seconds()
-	res.Ratio = res.PlainClientSecond / res.OperatorSeconds
-	res.ManagerWritesPerSecond = float64(sum(b.writes())-sum(w0)) / time.Since(start).Seconds()
-	b.logf("fan-out %d: the operator created %d JobTasks in %.2fs (%.0f/s): %.2f of the plain client's rate; the manager wrote %.0f/s",
-		n, n, res.OperatorSeconds, float64(n)/res.OperatorSeconds, res.Ratio, res.ManagerWritesPerSecond)
+	took := at.Sub(start).Seconds()
+	rate := float64(sum(b.writes())-sum(w0)) / time.Since(start).Seconds()
+	b.logf("fan-out %d: the operator created %d JobTasks in %.2fs (%.0f/s); the manager wrote %.0f/s",
+		n, n, took, float64(n)/took, rate)
 
-	if n >= cost.LiveTasks {
+	if measureMemory {
 		time.Sleep(5 * time.Second) // the manager settles: admission, the first batch Jobs
 		after := b.memory()
 		b.heapProfile(fmt.Sprintf("manager-fanout-%d.heap.pprof", n))
@@ -354,7 +389,7 @@ func (b *bench) fanOut(n int, cost *Cost) FanOut {
 			n, before.rssKiB, after.rssKiB, cost.RSSPerLiveTaskKiB, before.liveHeap/(1<<20), after.liveHeap/(1<<20), cost.HeapPerLiveTaskKiB)
 	}
 	b.cleanUp(ns)
-	return res
+	return took, rate
 }
 
 // baselineTask is a JobTask like the planner's (labels, task digest, owner, options)
@@ -433,121 +468,6 @@ func (b *bench) countCreated(ns string, n int) <-chan time.Time {
 		}
 	}()
 	return done
-}
-
-// endToEnd times a Job of n tasks from creation to SUCCESS, and the upstream Indexed
-// Job of n completions at the same parallelism, their pods completing at once (kwok's
-// default stages; the task pods with fake-duration 0s). Meanwhile it samples each
-// run's task pods, and it counts both writers' API writes of each run.
-func (b *bench) endToEnd(n int, parallelism int32, cost *Cost) EndToEnd {
-	b.t.Helper()
-	res := EndToEnd{Tasks: n, Parallelism: int(parallelism)}
-
-	ns := b.namespace(fmt.Sprintf("e2e-%d", n))
-	b.dataSource(ns, n, "0s")
-	time.Sleep(2 * time.Second)
-	// The manager's writes of the run only: not the DataSource's verify.
-	b.settle()
-	pid := b.env.Manager.Pid()
-	cpu0, err := procCPUSeconds(pid)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	// Every task pod of the operator's run carries its Job's label, whatever batch
-	// Jobs run them.
-	pods := b.samplePods(ns, map[string]string{costv1.LabelJob: "run"})
-	w0, k0, a0 := b.writes(), b.controllerManagerWrites(), b.apiserverWrites()
-	r0 := b.reconciles()
-	b.profile(fmt.Sprintf("manager-run-%d.cpu.pprof", n), 60*time.Second)
-	b.apiserverProfile(fmt.Sprintf("apiserver-run-%d.cpu.pprof", n), 30*time.Second)
-	meter := cpuMeter{b}
-	c0 := meter.now()
-	start := time.Now()
-	b.createJob(ns, "run", parallelism)
-	var j costv1.Job
-	b.poll(30*time.Minute, "the Job's SUCCESS", func() bool {
-		if err := b.c.Get(b.ctx, client.ObjectKey{Namespace: ns, Name: "run"}, &j); err != nil {
-			return false
-		}
-		if j.Status.Status.Finished() && j.Status.Status != costv1.JobSuccess {
-			b.t.Fatalf("the Job ended %s: %s", j.Status.Status, j.Status.ErrorMessage)
-		}
-		return j.Status.Status == costv1.JobSuccess
-	})
-	end := time.Now()
-	res.CPU = map[string]map[string]float64{"operator": meter.since(c0)}
-	res.OperatorSeconds = end.Sub(start).Seconds()
-	res.OperatorPods = pods.stop(start, end)
-	b.logf("end to end: the operator's run used %s", cpuText(res.CPU["operator"], res.OperatorSeconds))
-	time.Sleep(3 * time.Second) // the DataSource's status, the last events
-	w1, k1, a1 := b.writes(), b.controllerManagerWrites(), b.apiserverWrites()
-	cpu1, err := procCPUSeconds(pid)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	cost.Tasks = n
-	cost.WritesByMethod = map[string]int{}
-	for m, v := range w1 {
-		if d := v - w0[m]; d > 0 {
-			cost.WritesByMethod[m] = d
-			cost.Writes += d
-		}
-	}
-	cost.WritesPerTask = float64(cost.Writes) / float64(n)
-	cost.ReconcilesPerTask = map[string]float64{}
-	for ctrl, v := range b.reconciles() {
-		if d := v - r0[ctrl]; d > 0 {
-			cost.ReconcilesPerTask[ctrl] = float64(d) / float64(n)
-		}
-	}
-	cost.CPUSecondsPer1000 = (cpu1 - cpu0) * 1000 / float64(n)
-	cost.WritesByResource = map[string]float64{}
-	for k, v := range a1 {
-		if strings.Contains(k, "cost-analysis.costops.dev") && v > a0[k] {
-			cost.WritesByResource[k] = float64(v-a0[k]) / float64(n)
-		}
-	}
-	res.ControllerManagerWritesPerTask = float64(sum(k1)-sum(k0)) / float64(n)
-	res.AllWritesPerTask = cost.WritesPerTask + res.ControllerManagerWritesPerTask
-	b.logf("end to end %d tasks, parallelism %d: the operator took %.1fs; %d API writes (%.2f per task, %v; per task by kind: %v), reconciles per task %v, %.1f CPU seconds; kube-controller-manager: %.2f writes per task; both: %.2f per task",
-		n, parallelism, res.OperatorSeconds, cost.Writes, cost.WritesPerTask, cost.WritesByMethod, cost.WritesByResource, cost.ReconcilesPerTask, cpu1-cpu0,
-		res.ControllerManagerWritesPerTask, res.AllWritesPerTask)
-	var ran batchv1.Job
-	if err := b.c.Get(b.ctx, client.ObjectKey{Namespace: ns, Name: "run-b0"}, &ran); err != nil {
-		b.t.Fatalf("the run's batch Job: %v", err)
-	}
-	b.cleanUp(ns)
-	res.SameBatchJobSeconds, res.CPU["sameBatchJob"] = b.sameBatchJob(&ran, n, false)
-	res.SameBatchJobRatio = res.OperatorSeconds / res.SameBatchJobSeconds
-	res.FloorSeconds, res.CPU["floor"] = b.sameBatchJob(&ran, n, true)
-
-	ns = b.namespace(fmt.Sprintf("indexed-%d", n))
-	mode := batchv1.IndexedCompletion
-	completions := int32(n)
-	bj := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: "indexed", Namespace: ns},
-		Spec: batchv1.JobSpec{
-			CompletionMode: &mode, Completions: &completions, Parallelism: &parallelism,
-			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-				RestartPolicy: corev1.RestartPolicyNever,
-				Containers:    []corev1.Container{{Name: "work", Image: "ghcr.io/costops/cost-analysis-collector:bench"}},
-			}},
-		},
-	}
-	k0 = b.controllerManagerWrites()
-	b.apiserverProfile(fmt.Sprintf("apiserver-indexed-%d.cpu.pprof", n), 15*time.Second)
-	c0 = meter.now()
-	res.IndexedSeconds, res.IndexedPods = b.runBatchJob(bj, "the Indexed Job", map[string]string{batchv1.JobNameLabel: bj.Name})
-	res.CPU["indexedJob"] = meter.since(c0)
-	b.logf("end to end: the Indexed Job used %s", cpuText(res.CPU["indexedJob"], res.IndexedSeconds))
-	res.Ratio = res.OperatorSeconds / res.IndexedSeconds
-	res.FloorRatio = res.FloorSeconds / res.IndexedSeconds
-	time.Sleep(2 * time.Second)
-	res.ControllerManagerWritesPerPod = float64(sum(b.controllerManagerWrites())-sum(k0)) / float64(n)
-	b.logf("end to end: the Indexed Job of %d completions took %.1fs (kube-controller-manager: %.2f writes per pod); the operator took %.2f times as long",
-		n, res.IndexedSeconds, res.ControllerManagerWritesPerPod, res.Ratio)
-	b.cleanUp(ns)
-	return res
 }
 
 // settle waits until the manager has written nothing for a second (at most 30 s),
@@ -992,13 +912,13 @@ func (b *bench) profiles() []string {
 // each one's end status once, two writes per task and no reads: the floor of any
 // engine that keeps a JobTask per task, on the same API server. It returns the time
 // until both are done, and the CPU each process used meanwhile.
-func (b *bench) sameBatchJob(ran *batchv1.Job, n int, withTasks bool) (float64, map[string]float64) {
+func (b *bench) sameBatchJob(ran *batchv1.Job, n int, withTasks bool, round int) (float64, map[string]float64) {
 	b.t.Helper()
 	name := "same"
 	if withTasks {
 		name = "floor"
 	}
-	ns := b.namespace(fmt.Sprintf("%s-%d", name, n))
+	ns := b.namespace(fmt.Sprintf("%s-%d-%d", name, n, round))
 	bj := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: *ran.Spec.DeepCopy()}
 	bj.Spec.Selector, bj.Spec.ManualSelector = nil, nil
 	bj.Spec.Suspend = nil

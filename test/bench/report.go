@@ -36,15 +36,22 @@ type FanOut struct {
 	PlainClientSecond      float64 `json:"plainClientSeconds"`
 	PlainClientWorker      int     `json:"plainClientWorkers"`
 	// Ratio is the operator's rate over the plain client's (goal >= goalFanOut at
-	// goalFanOutTasks).
-	Ratio float64 `json:"ratio"`
+	// goalFanOutTasks): the median of the rounds' ratios, RoundRatios. The seconds
+	// are medians.
+	Ratio       float64   `json:"ratio"`
+	Rounds      int       `json:"rounds"`
+	RoundRatios []float64 `json:"roundRatios"`
 }
 
 type EndToEnd struct {
-	Tasks           int     `json:"tasks"`
-	Parallelism     int     `json:"parallelism"`
-	OperatorSeconds float64 `json:"operatorSeconds"`
-	IndexedSeconds  float64 `json:"indexedJobSeconds"`
+	Tasks       int `json:"tasks"`
+	Parallelism int `json:"parallelism"`
+	// Rounds is how many times each run was repeated: seconds are medians, ratios
+	// medians of the rounds' ratios, RoundRatios the operator's ratio in each round.
+	Rounds          int       `json:"rounds"`
+	RoundRatios     []float64 `json:"roundRatios"`
+	OperatorSeconds float64   `json:"operatorSeconds"`
+	IndexedSeconds  float64   `json:"indexedJobSeconds"`
 	// ControllerManagerWritesPerTask and ...PerPod are the kube-controller-manager's
 	// API writes per task of the operator's run and per pod of the Indexed Job.
 	ControllerManagerWritesPerTask float64 `json:"controllerManagerWritesPerTask"`
@@ -66,8 +73,8 @@ type EndToEnd struct {
 	FloorSeconds float64 `json:"floorSeconds,omitempty"`
 	FloorRatio   float64 `json:"floorRatio,omitempty"`
 	// CPU is the CPU seconds each process used during each run ("operator",
-	// "sameBatchJob", "indexedJob"), by component: the control plane's processes,
-	// the manager and the benchmark itself.
+	// "sameBatchJob", "floor", "indexedJob"), by component: the control plane's
+	// processes, the manager and the benchmark itself; the mean over the rounds.
 	CPU map[string]map[string]float64 `json:"cpuSeconds,omitempty"`
 	// OperatorPods and IndexedPods are the runs' task pods over time; Picture is
 	// their plot, relative to the repository.
@@ -354,14 +361,22 @@ func markdown(r *Results) string {
 		if f.Tasks == goalFanOutTasks {
 			goal, met = fmt.Sprintf("≥ %.2f", goalFanOut), mark(r.Goals, fmt.Sprintf("fanOut%d", f.Tasks))
 		}
-		p("| fan-out: %d tasks (parallelism %d), Job created → all JobTasks exist | %.2f s (%.0f/s) | plain client, %d workers: %.2f s (%.0f/s) | %.2f | %s | %s |",
-			f.Tasks, f.Parallelism, f.OperatorSeconds, safeDiv(float64(f.Tasks), f.OperatorSeconds), f.PlainClientWorker, f.PlainClientSecond,
+		rounds := ""
+		if f.Rounds > 0 {
+			rounds = fmt.Sprintf(" (medians of %d rounds; the ratio in each round: %s)", f.Rounds, floats(f.RoundRatios))
+		}
+		p("| fan-out: %d tasks (parallelism %d), Job created → all JobTasks exist%s | %.2f s (%.0f/s) | plain client, %d workers: %.2f s (%.0f/s) | %.2f | %s | %s |",
+			f.Tasks, f.Parallelism, rounds, f.OperatorSeconds, safeDiv(float64(f.Tasks), f.OperatorSeconds), f.PlainClientWorker, f.PlainClientSecond,
 			safeDiv(float64(f.Tasks), f.PlainClientSecond), f.Ratio, goal, met)
 	}
 	e := r.EndToEnd
 	c := r.Cost
-	p("| end to end: %d tasks, parallelism %d, created → SUCCESS | %.1f s | Indexed Job, %d completions: %.1f s | %.2f | ≤ %.1f | %s |",
-		e.Tasks, e.Parallelism, e.OperatorSeconds, e.Tasks, e.IndexedSeconds, e.Ratio, goalEndToEnd, mark(r.Goals, "endToEnd"))
+	rounds := ""
+	if e.Rounds > 0 {
+		rounds = fmt.Sprintf(" (medians of %d rounds; the ratio in each round: %s)", e.Rounds, floats(e.RoundRatios))
+	}
+	p("| end to end: %d tasks, parallelism %d, created → SUCCESS%s | %.1f s | Indexed Job, %d completions: %.1f s | %.2f | ≤ %.1f | %s |",
+		e.Tasks, e.Parallelism, rounds, e.OperatorSeconds, e.Tasks, e.IndexedSeconds, e.Ratio, goalEndToEnd, mark(r.Goals, "endToEnd"))
 	if e.SameBatchJobSeconds > 0 {
 		p("| end to end, against the run's own batch Job alone (its spec, the same simulated task pods, no operator) | %.1f s | the same batch Job: %.1f s | %.2f | | |",
 			e.OperatorSeconds, e.SameBatchJobSeconds, e.SameBatchJobRatio)
@@ -397,7 +412,7 @@ func markdown(r *Results) string {
 		{"floor", "the floor", e.FloorSeconds}, {"indexedJob", "the Indexed Job", e.IndexedSeconds},
 	} {
 		if cpu := e.CPU[run.key]; len(cpu) > 0 {
-			p("| CPU used during %s (all processes on this machine's 2 cores) | %s | | | | |", run.what, cpuText(cpu, run.secs))
+			p("| CPU used during %s (all processes on this machine's 2 cores; mean of the rounds) | %s | | | | |", run.what, cpuText(cpu, run.secs))
 		}
 	}
 	p("| manager peak RSS (VmHWM, whole benchmark) | %.0f MiB | | | | |", c.PeakRSSMiB)
@@ -446,6 +461,14 @@ func cpuText(cpu map[string]float64, wall float64) string {
 		total += cpu[k]
 	}
 	return fmt.Sprintf("%.1f CPU s in %.1f s (%.2f cores): %s", total, wall, safeDiv(total, wall), strings.Join(parts, ", "))
+}
+
+func floats(v []float64) string {
+	parts := make([]string, len(v))
+	for i, f := range v {
+		parts[i] = fmt.Sprintf("%.2f", f)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func safeDiv(a, b float64) float64 {
