@@ -32,6 +32,9 @@ func TestOwnWrites(t *testing.T) {
 	if _, ok := w.last(job("2", "10")); ok {
 		t.Fatal("last write of another object of the same name")
 	}
+	if !w.isLast(job("1", "10")) || w.isLast(job("1", "11")) || w.isLast(job("1", "9")) || w.isLast(job("2", "10")) {
+		t.Fatal("only the copy our write returned is our last write")
+	}
 	w.forget(types.NamespacedName{Namespace: "ns", Name: "run"})
 	if w.behind(job("1", "9")) {
 		t.Fatal("behind a forgotten write")

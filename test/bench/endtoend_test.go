@@ -26,14 +26,6 @@ func rounds() int {
 	return 3
 }
 
-// The end-to-end runs of a round.
-const (
-	runOperator = "operator"
-	runSame     = "sameBatchJob"
-	runFloor    = "floor"
-	runIndexed  = "indexedJob"
-)
-
 // operatorRun is what one run of the operator's Job cost.
 type operatorRun struct {
 	seconds    float64

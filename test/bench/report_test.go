@@ -151,6 +151,25 @@ func TestMarkdown(t *testing.T) {
 			want:   []string{"| completion latency | not measured | | | | |"},
 			absent: []string{"earlier"},
 		},
+		"the floor over the goal is said, with the runs' CPU": {
+			change: func(r *Results) {
+				e := &r.EndToEnd
+				e.OperatorSeconds, e.Ratio, e.Rounds, e.RoundRatios = 40, 2, 3, []float64{1.9, 2, 2.2}
+				e.SameBatchJobSeconds, e.FloorSeconds, e.FloorRatio = 28, 32, 1.6
+				e.CPU = map[string]map[string]float64{
+					runIndexed: {"kube-apiserver": 20, "etcd": 5}, runSame: {"kube-apiserver": 30, "etcd": 6},
+					runFloor: {"kube-apiserver": 36, "etcd": 7, "manager": 1}, runOperator: {"kube-apiserver": 40, "etcd": 8, "manager": 7},
+				}
+			},
+			want: []string{
+				"created → SUCCESS (medians of 3 rounds; the ratio in each round: 1.90, 2.00, 2.20) | 40.0 s",
+				"| floor: the same batch Job while a plain client creates a JobTask per task and writes its end status (2 writes per task, no reads, no operator) | 32.0 s | Indexed Job: 20.0 s | 1.60 | | |",
+				"took 32.0s, 1.60 times the Indexed Job; the operator took 1.25 times the floor.",
+				"The floor is over the 1.2 goal itself",
+				"the Indexed Job 25.0; the run's task pods add 11.0 (their larger spec and the task stages of kwok), the JobTasks' creation and end 8.0 more (the floor), the operator 11.0 more (its own CPU 6.0,",
+				"| CPU used during the floor (all processes on this machine's 2 cores; mean of the rounds) | 44.0 CPU s in 32.0 s (1.38 cores): kube-apiserver 36.0, etcd 7.0, manager 1.0 |",
+			},
+		},
 		"no picture, no line about it": {
 			change: func(r *Results) { r.EndToEnd.Picture = "" },
 			absent: []string{"endtoend.svg"},
