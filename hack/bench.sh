@@ -2,9 +2,11 @@
 # `make bench`: the scale benchmark (test/bench) on a local control plane of its own
 # (cluster "bench", removed afterwards). Prints a Markdown table judged against issue
 # 14's goals and writes bench/results.json, bench/results.md and bench/endtoend.svg
-# (the end-to-end runs over time), all git-ignored. About 10 minutes on 2 cores.
+# (the end-to-end runs over time), all git-ignored. About 25 minutes on 2 cores.
 #
-# Environment: BENCH_MANAGER_ARGS adds flags to the manager (e.g. "--kube-api-qps=400").
+# Environment: BENCH_MANAGER_ARGS adds flags to the manager (e.g. "--kube-api-qps=400");
+# BENCH_ROUNDS (default 3) repeats the end-to-end runs and the fan-out pairs;
+# BENCH_ONLY=fanout,endtoend,latency runs some of the measures.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

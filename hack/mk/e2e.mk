@@ -12,5 +12,5 @@ demo: kube-bins ## Bring up the local control plane, the sample plugin and the m
 	hack/demo.sh
 
 .PHONY: bench
-bench: kube-bins ## Benchmark on a local control plane of its own (fan-out, end to end vs an Indexed Job, completion latency, cost); writes bench/results.json.
+bench: kube-bins ## Benchmark on a local control plane of its own, about 25 min (fan-out, end to end vs an Indexed Job and the floor, completion latency, cost); writes bench/results.json.
 	hack/bench.sh
