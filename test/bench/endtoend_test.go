@@ -52,8 +52,14 @@ func (b *bench) endToEnd(n int, parallelism int32, rounds int, cost *Cost) EndTo
 	b.t.Helper()
 	res := EndToEnd{Tasks: n, Parallelism: int(parallelism), Rounds: rounds, CPU: map[string]map[string]float64{}}
 	order := []string{runOperator, runSame, runFloor, runIndexed}
+	// An A/B of the manager itself: the same run with another build of it.
+	baseline := os.Getenv("BENCH_BASELINE_MANAGER")
+	if baseline != "" {
+		order = append(order, runBaseline)
+		res.Baseline = &BaselineRun{Manager: baseline}
+	}
 	secs := map[string][]float64{}
-	var ops []operatorRun
+	var ops, baseOps []operatorRun
 	var indexedPods []Timeline
 	kcmPerPod := 0.0
 	var ran *batchv1.Job
@@ -63,8 +69,14 @@ func (b *bench) endToEnd(n int, parallelism int32, rounds int, cost *Cost) EndTo
 			var took float64
 			var cpu map[string]float64
 			switch run {
+			case runBaseline:
+				main := b.useManager(baseline)
+				op := b.operatorRun(n, parallelism, r, "base")
+				b.useManager(main)
+				baseOps = append(baseOps, op)
+				took, cpu = op.seconds, op.cpu
 			case runOperator:
-				op := b.operatorRun(n, parallelism, r)
+				op := b.operatorRun(n, parallelism, r, "e2e")
 				ops = append(ops, op)
 				if ran == nil {
 					ran = op.ran
@@ -98,51 +110,87 @@ func (b *bench) endToEnd(n int, parallelism int32, rounds int, cost *Cost) EndTo
 	}
 	res.RoundRatios = ratios
 	res.Ratio, res.SameBatchJobRatio, res.FloorRatio = median(ratios), median(same), median(floor)
+	if res.Baseline != nil {
+		bl := res.Baseline
+		bl.Seconds = median(secs[runBaseline])
+		for r := range rounds {
+			bl.RoundRatios = append(bl.RoundRatios, secs[runOperator][r]/secs[runBaseline][r])
+		}
+		bl.Ratio = median(bl.RoundRatios)
+		bl.Cost = runCost(baseOps, n)
+		b.logf("end to end, the baseline manager %s: %.1fs (median); this build took %.2f times as long (median of %s)",
+			baseline, bl.Seconds, bl.Ratio, floats(bl.RoundRatios))
+	}
 	mid := medianIndex(ratios)
 	res.OperatorPods, res.IndexedPods = ops[mid].pods, indexedPods[mid]
 	res.ControllerManagerWritesPerPod = kcmPerPod
 
 	// The operator's costs, per task, over all its runs.
-	tasks := float64(n * rounds)
-	cost.Tasks = n
-	cost.Writes = 0
-	cost.WritesByMethod = map[string]int{}
-	cost.ReconcilesPerTask = map[string]float64{}
-	cost.WritesByResource = map[string]float64{}
-	managerCPU, kcm := 0.0, 0
-	for _, op := range ops {
-		for m, v := range op.writes {
-			cost.WritesByMethod[m] += v
-			cost.Writes += v
-		}
-		for c, v := range op.reconciles {
-			cost.ReconcilesPerTask[c] += float64(v) / tasks
-		}
-		for k, v := range op.byResource {
-			cost.WritesByResource[k] += float64(v) / tasks
-		}
-		managerCPU += op.managerCPU
-		kcm += op.kcmWrites
-	}
-	for m, v := range cost.WritesByMethod {
-		cost.WritesByMethod[m] = v / rounds // per run
-	}
-	cost.Writes /= rounds
-	cost.WritesPerTask = float64(cost.Writes) / float64(n)
-	cost.CPUSecondsPer1000 = managerCPU * 1000 / tasks
-	res.ControllerManagerWritesPerTask = float64(kcm) / tasks
+	oc := runCost(ops, n)
+	cost.Tasks, cost.Writes, cost.WritesByMethod, cost.WritesPerTask = n, oc.Writes, oc.WritesByMethod, oc.WritesPerTask
+	cost.ReconcilesPerTask, cost.WritesByResource, cost.CPUSecondsPer1000 = oc.ReconcilesPerTask, oc.WritesByResource, oc.CPUSecondsPer1000
+	res.ControllerManagerWritesPerTask = oc.ControllerManagerWritesPerTask
 	res.AllWritesPerTask = cost.WritesPerTask + res.ControllerManagerWritesPerTask
 	b.logf("end to end over %d rounds: the operator %.1fs, the Indexed Job %.1fs (medians); %.2f times as long (median of %s); the floor %.2f times",
 		rounds, res.OperatorSeconds, res.IndexedSeconds, res.Ratio, floats(ratios), res.FloorRatio)
 	return res
 }
 
+// runCost is what runs of the operator cost per task, over all of them.
+func runCost(ops []operatorRun, n int) RunCost {
+	c := RunCost{WritesByMethod: map[string]int{}, ReconcilesPerTask: map[string]float64{}, WritesByResource: map[string]float64{}}
+	if len(ops) == 0 {
+		return c
+	}
+	tasks := float64(n * len(ops))
+	managerCPU, kcm := 0.0, 0
+	for _, op := range ops {
+		for m, v := range op.writes {
+			c.WritesByMethod[m] += v
+			c.Writes += v
+		}
+		for k, v := range op.reconciles {
+			c.ReconcilesPerTask[k] += float64(v) / tasks
+		}
+		for k, v := range op.byResource {
+			c.WritesByResource[k] += float64(v) / tasks
+		}
+		managerCPU += op.managerCPU
+		kcm += op.kcmWrites
+	}
+	for m, v := range c.WritesByMethod {
+		c.WritesByMethod[m] = v / len(ops) // per run
+	}
+	c.Writes /= len(ops)
+	c.WritesPerTask = float64(c.Writes) / float64(n)
+	c.CPUSecondsPer1000 = managerCPU * 1000 / tasks
+	c.ControllerManagerWritesPerTask = float64(kcm) / tasks
+	return c
+}
+
+// useManager restarts the manager from the binary at path and returns the path it
+// ran from before.
+func (b *bench) useManager(path string) string {
+	b.t.Helper()
+	b.notePeak()
+	prev := b.env.Manager.Path
+	if err := b.env.Manager.Stop(10 * time.Second); err != nil {
+		b.t.Fatal(err)
+	}
+	b.env.Manager.Path = path
+	if err := b.env.StartManager(b.ctx); err != nil {
+		b.t.Fatalf("starting the manager %s: %v", path, err)
+	}
+	time.Sleep(2 * time.Second) // its caches fill
+	return prev
+}
+
 // operatorRun times a Job of n tasks from its creation to SUCCESS and counts what it
 // cost: the manager's writes and reconciles, the controller-manager's writes, each
 // process's CPU. It samples the run's task pods meanwhile.
-func (b *bench) operatorRun(n int, parallelism int32, round int) operatorRun {
+func (b *bench) operatorRun(n int, parallelism int32, round int, prefix string) operatorRun {
 	b.t.Helper()
-	ns := b.namespace(fmt.Sprintf("e2e-%d-%d", n, round))
+	ns := b.namespace(fmt.Sprintf("%s-%d-%d", prefix, n, round))
 	b.dataSource(ns, n, "0s")
 	time.Sleep(2 * time.Second)
 	// The manager's writes of the run only: not the DataSource's verify.
@@ -156,7 +204,7 @@ func (b *bench) operatorRun(n int, parallelism int32, round int) operatorRun {
 	// Jobs run them.
 	pods := b.samplePods(ns, map[string]string{costv1.LabelJob: "run"})
 	w0, k0, a0, r0 := b.writes(), b.controllerManagerWrites(), b.apiserverWrites(), b.reconciles()
-	if round == 0 {
+	if round == 0 && prefix == "e2e" {
 		b.profile(fmt.Sprintf("manager-run-%d.cpu.pprof", n), 60*time.Second)
 		b.apiserverProfile(fmt.Sprintf("apiserver-run-%d.cpu.pprof", n), 30*time.Second)
 	}

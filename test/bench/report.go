@@ -32,6 +32,7 @@ const (
 	runSame     = "sameBatchJob"
 	runFloor    = "floor"
 	runIndexed  = "indexedJob"
+	runBaseline = "baseline"
 )
 
 type FanOut struct {
@@ -80,6 +81,9 @@ type EndToEnd struct {
 	// the Indexed Job's time.
 	FloorSeconds float64 `json:"floorSeconds,omitempty"`
 	FloorRatio   float64 `json:"floorRatio,omitempty"`
+	// Baseline is the same run with another build of the manager
+	// (BENCH_BASELINE_MANAGER), in the same rounds: an A/B of the manager itself.
+	Baseline *BaselineRun `json:"baseline,omitempty"`
 	// CPU is the CPU seconds each process used during each run ("operator",
 	// "sameBatchJob", "floor", "indexedJob"), by component: the control plane's
 	// processes, the manager and the benchmark itself; the mean over the rounds.
@@ -143,6 +147,28 @@ func (tl Timeline) slotUse() (active, running float64) {
 	}
 	n := float64(last - first + 1)
 	return float64(a) / n, float64(r) / n
+}
+
+// BaselineRun is the operator's run with another build of the manager.
+type BaselineRun struct {
+	// Manager is the binary's path.
+	Manager string  `json:"manager"`
+	Seconds float64 `json:"seconds"`
+	// Ratio is this build's time over the baseline's: the median of RoundRatios.
+	Ratio       float64   `json:"ratio"`
+	RoundRatios []float64 `json:"roundRatios"`
+	Cost        RunCost   `json:"cost"`
+}
+
+// RunCost is what the operator's runs cost per task, over all of them.
+type RunCost struct {
+	Writes                         int                `json:"writes"`
+	WritesByMethod                 map[string]int     `json:"writesByMethod"`
+	WritesPerTask                  float64            `json:"writesPerTask"`
+	WritesByResource               map[string]float64 `json:"writesPerTaskByResource"`
+	ReconcilesPerTask              map[string]float64 `json:"reconcilesPerTask"`
+	CPUSecondsPer1000              float64            `json:"cpuSecondsPer1000Tasks"`
+	ControllerManagerWritesPerTask float64            `json:"controllerManagerWritesPerTask"`
 }
 
 type Latency struct {
@@ -454,12 +480,23 @@ func markdown(r *Results) string {
 		p("| completion latency, p50 / p99 (same Jobs): last task pod Succeeded → Job SUCCESS | %.0f / %.0f ms | the same upstream figure | %.2f / %.2f | | |",
 			l.OperatorFromPodP50, l.OperatorFromPodP99, safeDiv(l.OperatorFromPodP50, l.UpstreamP50), safeDiv(l.OperatorFromPodP99, l.UpstreamP99))
 	}
+	if bl := e.Baseline; bl != nil {
+		p("| end to end, this build against the manager `%s` (same rounds; the ratio in each round: %s) | %.1f s | %.1f s | %.2f | | |",
+			bl.Manager, floats(bl.RoundRatios), e.OperatorSeconds, bl.Seconds, bl.Ratio)
+		p("| the manager's CPU per 1,000 tasks, this build against `%s` | %.2f s | %.2f s | %.2f | | |",
+			bl.Manager, c.CPUSecondsPer1000, bl.Cost.CPUSecondsPer1000, safeDiv(c.CPUSecondsPer1000, bl.Cost.CPUSecondsPer1000))
+		p("| the operator's API writes per task, this build against `%s` | %.2f | %.2f | %.2f | | |",
+			bl.Manager, c.WritesPerTask, bl.Cost.WritesPerTask, safeDiv(c.WritesPerTask, bl.Cost.WritesPerTask))
+		p("| the manager's reconciles per task, this build against `%s` | %s | %s | | | |",
+			bl.Manager, perController(c.ReconcilesPerTask), perController(bl.Cost.ReconcilesPerTask))
+	}
 	for _, run := range []struct {
 		key, what string
 		secs      float64
 	}{
 		{runOperator, "the operator's run", e.OperatorSeconds}, {runSame, "the same batch Job alone", e.SameBatchJobSeconds},
 		{runFloor, "the floor", e.FloorSeconds}, {runIndexed, "the Indexed Job", e.IndexedSeconds},
+		{runBaseline, "the operator's run with the baseline manager", baselineSeconds(e)},
 	} {
 		if cpu := e.CPU[run.key]; len(cpu) > 0 {
 			p("| CPU used during %s (all processes on this machine's 2 cores; mean of the rounds) | %s | | | | |", run.what, cpuText(cpu, run.secs))
@@ -468,11 +505,7 @@ func markdown(r *Results) string {
 	p("| manager peak RSS (VmHWM, whole benchmark) | %.0f MiB | | | | |", c.PeakRSSMiB)
 	p("| manager CPU per 1,000 tasks (user + system, %d-task run) | %.2f s | | | | |", c.Tasks, c.CPUSecondsPer1000)
 	if len(c.ReconcilesPerTask) > 0 {
-		var parts []string
-		for _, k := range slices.Sorted(maps.Keys(c.ReconcilesPerTask)) {
-			parts = append(parts, fmt.Sprintf("%s %.2f", k, c.ReconcilesPerTask[k]))
-		}
-		p("| the manager's reconciles per task (%d-task run), by controller | %s | | | | |", c.Tasks, strings.Join(parts, ", "))
+		p("| the manager's reconciles per task (%d-task run), by controller | %s | | | | |", c.Tasks, perController(c.ReconcilesPerTask))
 	}
 	p("")
 	if e.Picture != "" {
@@ -511,6 +544,21 @@ func cpuText(cpu map[string]float64, wall float64) string {
 		total += cpu[k]
 	}
 	return fmt.Sprintf("%.1f CPU s in %.1f s (%.2f cores): %s", total, wall, safeDiv(total, wall), strings.Join(parts, ", "))
+}
+
+func perController(m map[string]float64) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %.2f", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func baselineSeconds(e EndToEnd) float64 {
+	if e.Baseline == nil {
+		return 0
+	}
+	return e.Baseline.Seconds
 }
 
 func floats(v []float64) string {

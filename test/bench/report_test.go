@@ -170,6 +170,17 @@ func TestMarkdown(t *testing.T) {
 				"| CPU used during the floor (all processes on this machine's 2 cores; mean of the rounds) | 44.0 CPU s in 32.0 s (1.38 cores): kube-apiserver 36.0, etcd 7.0, manager 1.0 |",
 			},
 		},
+		"a baseline manager's run is set beside this build's": {
+			change: func(r *Results) {
+				r.Cost.ReconcilesPerTask = map[string]float64{"job": 0.15, "jobtask": 5.1}
+				r.EndToEnd.Baseline = &BaselineRun{Manager: "/tmp/manager-old", Seconds: 30, Ratio: 0.8, RoundRatios: []float64{0.8, 0.7, 0.9},
+					Cost: RunCost{WritesPerTask: 3, CPUSecondsPer1000: 8, ReconcilesPerTask: map[string]float64{"job": 1.1, "jobtask": 8.5}}}
+			},
+			want: []string{
+				"| end to end, this build against the manager `/tmp/manager-old` (same rounds; the ratio in each round: 0.80, 0.70, 0.90) | 24.0 s | 30.0 s | 0.80 | | |",
+				"| the manager's reconciles per task, this build against `/tmp/manager-old` | job 0.15, jobtask 5.10 | job 1.10, jobtask 8.50 | | | |",
+			},
+		},
 		"no picture, no line about it": {
 			change: func(r *Results) { r.EndToEnd.Picture = "" },
 			absent: []string{"endtoend.svg"},
