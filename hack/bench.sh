@@ -6,7 +6,9 @@
 #
 # Environment: BENCH_MANAGER_ARGS adds flags to the manager (e.g. "--kube-api-qps=400");
 # BENCH_ROUNDS (default 3) repeats the end-to-end runs and the fan-out pairs;
-# BENCH_ONLY=fanout,endtoend,latency runs some of the measures.
+# BENCH_ONLY=fanout,endtoend,latency runs some of the measures;
+# BENCH_BASELINE_MANAGER=<binary> adds the operator's run with another build of the
+# manager to every end-to-end round (an A/B of the manager).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
