@@ -684,6 +684,17 @@ func (b *bench) writes() map[string]int {
 	return nonGET(b.metric("rest_client_requests_total"))
 }
 
+// reads are the manager's GET requests (gets and lists, not watches' events) so far.
+func (b *bench) reads() int {
+	n := 0
+	for s, v := range b.metric("rest_client_requests_total") {
+		if labels(s)["method"] == "GET" {
+			n += int(v)
+		}
+	}
+	return n
+}
+
 // reconciles are the manager's reconciles so far, by controller.
 func (b *bench) reconciles() map[string]int {
 	out := map[string]int{}

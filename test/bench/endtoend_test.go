@@ -32,6 +32,7 @@ type operatorRun struct {
 	pods       Timeline
 	cpu        map[string]float64
 	writes     map[string]int // the manager's, by method
+	reads      int            // the manager's GETs (gets and lists) from the API server
 	byResource map[string]int // the API server's, of the kinds only the manager writes
 	reconciles map[string]int // by controller
 	kcmWrites  int
@@ -43,15 +44,26 @@ type operatorRun struct {
 // (the operator); the run's own batch Job without the operator; the floor (that
 // batch Job while a plain client keeps a JobTask per task); the upstream Indexed Job
 // of n completions at the same parallelism, its pods completing at once (kwok's
-// default stages). Each round runs them in another order, so that none always comes
+// default stages). With BENCH_BASELINE_MANAGER, a fifth: the operator's run with
+// that build of the manager. Each round runs them in another order, so that none always comes
 // first after a cleanup. The seconds are medians over the rounds, each ratio the
 // median of the rounds' ratios (the runs of one round are minutes apart), the costs
 // (writes, reconciles, CPU) means over the rounds; the picture is the round of the
 // median ratio.
 func (b *bench) endToEnd(n int, parallelism int32, rounds int, cost *Cost) EndToEnd {
 	b.t.Helper()
-	res := EndToEnd{Tasks: n, Parallelism: int(parallelism), Rounds: rounds, CPU: map[string]map[string]float64{}}
+	res := EndToEnd{Tasks: n, Parallelism: int(parallelism), Rounds: rounds, CPU: map[string]map[string]float64{}, CPUWall: map[string]float64{}}
 	order := []string{runOperator, runSame, runFloor, runIndexed}
+	if only := os.Getenv("BENCH_E2E_RUNS"); only != "" {
+		// A subset (the operator's run and the Indexed Job always run: the goal's
+		// ratio is theirs).
+		order = []string{runOperator, runIndexed}
+		for _, run := range []string{runSame, runFloor} {
+			if slices.Contains(strings.Split(only, ","), run) {
+				order = append(order, run)
+			}
+		}
+	}
 	// An A/B of the manager itself: the same run with another build of it.
 	baseline := os.Getenv("BENCH_BASELINE_MANAGER")
 	if baseline != "" {
@@ -93,10 +105,10 @@ func (b *bench) endToEnd(n int, parallelism int32, rounds int, cost *Cost) EndTo
 			}
 			secs[run] = append(secs[run], took)
 			addCPU(res.CPU, run, cpu, rounds)
+			res.CPUWall[run] += took / float64(rounds)
 		}
-		b.logf("end to end, round %d of %d: operator %.1fs, same batch Job %.1fs, floor %.1fs, Indexed Job %.1fs: %.2f times the Indexed Job (floor %.2f)",
-			r+1, rounds, secs[runOperator][r], secs[runSame][r], secs[runFloor][r], secs[runIndexed][r],
-			secs[runOperator][r]/secs[runIndexed][r], secs[runFloor][r]/secs[runIndexed][r])
+		b.logf("end to end, round %d of %d: operator %.1fs, Indexed Job %.1fs: %.2f times the Indexed Job",
+			r+1, rounds, secs[runOperator][r], secs[runIndexed][r], secs[runOperator][r]/secs[runIndexed][r])
 	}
 
 	res.OperatorSeconds, res.IndexedSeconds = median(secs[runOperator]), median(secs[runIndexed])
@@ -105,8 +117,12 @@ func (b *bench) endToEnd(n int, parallelism int32, rounds int, cost *Cost) EndTo
 	var same, floor []float64
 	for r := range rounds {
 		ratios[r] = secs[runOperator][r] / secs[runIndexed][r]
-		same = append(same, secs[runOperator][r]/secs[runSame][r])
-		floor = append(floor, secs[runFloor][r]/secs[runIndexed][r])
+		if len(secs[runSame]) > r {
+			same = append(same, secs[runOperator][r]/secs[runSame][r])
+		}
+		if len(secs[runFloor]) > r {
+			floor = append(floor, secs[runFloor][r]/secs[runIndexed][r])
+		}
 	}
 	res.RoundRatios = ratios
 	res.Ratio, res.SameBatchJobRatio, res.FloorRatio = median(ratios), median(same), median(floor)
@@ -129,7 +145,7 @@ func (b *bench) endToEnd(n int, parallelism int32, rounds int, cost *Cost) EndTo
 	oc := runCost(ops, n)
 	cost.Tasks, cost.Writes, cost.WritesByMethod, cost.WritesPerTask = n, oc.Writes, oc.WritesByMethod, oc.WritesPerTask
 	cost.ReconcilesPerTask, cost.WritesByResource, cost.CPUSecondsPer1000 = oc.ReconcilesPerTask, oc.WritesByResource, oc.CPUSecondsPer1000
-	res.ControllerManagerWritesPerTask = oc.ControllerManagerWritesPerTask
+	res.ControllerManagerWritesPerTask, res.Reads = oc.ControllerManagerWritesPerTask, oc.ReadsPerTask
 	res.AllWritesPerTask = cost.WritesPerTask + res.ControllerManagerWritesPerTask
 	b.logf("end to end over %d rounds: the operator %.1fs, the Indexed Job %.1fs (medians); %.2f times as long (median of %s); the floor %.2f times",
 		rounds, res.OperatorSeconds, res.IndexedSeconds, res.Ratio, floats(ratios), res.FloorRatio)
@@ -157,6 +173,7 @@ func runCost(ops []operatorRun, n int) RunCost {
 		}
 		managerCPU += op.managerCPU
 		kcm += op.kcmWrites
+		c.ReadsPerTask += float64(op.reads) / tasks
 	}
 	for m, v := range c.WritesByMethod {
 		c.WritesByMethod[m] = v / len(ops) // per run
@@ -203,7 +220,7 @@ func (b *bench) operatorRun(n int, parallelism int32, round int, prefix string) 
 	// Every task pod of the operator's run carries its Job's label, whatever batch
 	// Jobs run them.
 	pods := b.samplePods(ns, map[string]string{costv1.LabelJob: "run"})
-	w0, k0, a0, r0 := b.writes(), b.controllerManagerWrites(), b.apiserverWrites(), b.reconciles()
+	w0, k0, a0, r0, g0 := b.writes(), b.controllerManagerWrites(), b.apiserverWrites(), b.reconciles(), b.reads()
 	if round == 0 && prefix == "e2e" {
 		b.profile(fmt.Sprintf("manager-run-%d.cpu.pprof", n), 60*time.Second)
 		b.apiserverProfile(fmt.Sprintf("apiserver-run-%d.cpu.pprof", n), 30*time.Second)
@@ -231,6 +248,7 @@ func (b *bench) operatorRun(n int, parallelism int32, round int, prefix string) 
 	}
 	op.managerCPU = cpu1 - cpu0
 	op.writes = deltas(w0, b.writes())
+	op.reads = b.reads() - g0
 	op.reconciles = deltas(r0, b.reconciles())
 	op.kcmWrites = sum(deltas(k0, b.controllerManagerWrites()))
 	op.byResource = map[string]int{}
@@ -239,8 +257,8 @@ func (b *bench) operatorRun(n int, parallelism int32, round int, prefix string) 
 			op.byResource[k] = v
 		}
 	}
-	b.logf("end to end %d tasks, parallelism %d: the operator took %.1fs; API writes %v, reconciles %v; kube-controller-manager: %.2f writes per task; it used %s",
-		n, parallelism, op.seconds, op.writes, op.reconciles, float64(op.kcmWrites)/float64(n), cpuText(op.cpu, op.seconds))
+	b.logf("end to end %d tasks, parallelism %d: the operator took %.1fs; API writes %v, reads %d, reconciles %v; kube-controller-manager: %.2f writes per task; it used %s",
+		n, parallelism, op.seconds, op.writes, op.reads, op.reconciles, float64(op.kcmWrites)/float64(n), cpuText(op.cpu, op.seconds))
 	op.ran = &batchv1.Job{}
 	if err := b.c.Get(b.ctx, client.ObjectKey{Namespace: ns, Name: "run-b0"}, op.ran); err != nil {
 		b.t.Fatalf("the run's batch Job: %v", err)

@@ -81,6 +81,8 @@ type EndToEnd struct {
 	// the Indexed Job's time.
 	FloorSeconds float64 `json:"floorSeconds,omitempty"`
 	FloorRatio   float64 `json:"floorRatio,omitempty"`
+	// Reads are the manager's GETs from the API server per task in its runs.
+	Reads float64 `json:"readsPerTask,omitempty"`
 	// Baseline is the same run with another build of the manager
 	// (BENCH_BASELINE_MANAGER), in the same rounds: an A/B of the manager itself.
 	Baseline *BaselineRun `json:"baseline,omitempty"`
@@ -88,6 +90,8 @@ type EndToEnd struct {
 	// "sameBatchJob", "floor", "indexedJob"), by component: the control plane's
 	// processes, the manager and the benchmark itself; the mean over the rounds.
 	CPU map[string]map[string]float64 `json:"cpuSeconds,omitempty"`
+	// CPUWall is each run's mean time over the rounds, the span of its mean CPU.
+	CPUWall map[string]float64 `json:"cpuWallSeconds,omitempty"`
 	// OperatorPods and IndexedPods are the runs' task pods over time; Picture is
 	// their plot, relative to the repository.
 	OperatorPods Timeline `json:"operatorPods"`
@@ -169,6 +173,8 @@ type RunCost struct {
 	ReconcilesPerTask              map[string]float64 `json:"reconcilesPerTask"`
 	CPUSecondsPer1000              float64            `json:"cpuSecondsPer1000Tasks"`
 	ControllerManagerWritesPerTask float64            `json:"controllerManagerWritesPerTask"`
+	// ReadsPerTask are the manager's GETs from the API server (gets and lists).
+	ReadsPerTask float64 `json:"readsPerTask"`
 }
 
 type Latency struct {
@@ -489,6 +495,8 @@ func markdown(r *Results) string {
 			bl.Manager, c.WritesPerTask, bl.Cost.WritesPerTask, safeDiv(c.WritesPerTask, bl.Cost.WritesPerTask))
 		p("| the manager's reconciles per task, this build against `%s` | %s | %s | | | |",
 			bl.Manager, perController(c.ReconcilesPerTask), perController(bl.Cost.ReconcilesPerTask))
+		p("| the manager's reads from the API server per task (GET, list), this build against `%s` | %.2f | %.2f | | | |",
+			bl.Manager, e.Reads, bl.Cost.ReadsPerTask)
 	}
 	for _, run := range []struct {
 		key, what string
@@ -499,7 +507,11 @@ func markdown(r *Results) string {
 		{runBaseline, "the operator's run with the baseline manager", baselineSeconds(e)},
 	} {
 		if cpu := e.CPU[run.key]; len(cpu) > 0 {
-			p("| CPU used during %s (all processes on this machine's 2 cores; mean of the rounds) | %s | | | | |", run.what, cpuText(cpu, run.secs))
+			wall := run.secs
+			if w := e.CPUWall[run.key]; w > 0 {
+				wall = w
+			}
+			p("| CPU used during %s (all processes on this machine's 2 cores; mean of the rounds) | %s | | | | |", run.what, cpuText(cpu, wall))
 		}
 	}
 	p("| manager peak RSS (VmHWM, whole benchmark) | %.0f MiB | | | | |", c.PeakRSSMiB)
