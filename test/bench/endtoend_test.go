@@ -142,10 +142,8 @@ func (b *bench) endToEnd(n int, parallelism int32, rounds int, cost *Cost) EndTo
 	res.ControllerManagerWritesPerPod = kcmPerPod
 
 	// The operator's costs, per task, over all its runs.
-	oc := runCost(ops, n)
-	cost.Tasks, cost.Writes, cost.WritesByMethod, cost.WritesPerTask = n, oc.Writes, oc.WritesByMethod, oc.WritesPerTask
-	cost.ReconcilesPerTask, cost.WritesByResource, cost.CPUSecondsPer1000 = oc.ReconcilesPerTask, oc.WritesByResource, oc.CPUSecondsPer1000
-	res.ControllerManagerWritesPerTask, res.Reads = oc.ControllerManagerWritesPerTask, oc.ReadsPerTask
+	cost.Tasks, cost.RunCost = n, runCost(ops, n)
+	res.ControllerManagerWritesPerTask = cost.ControllerManagerWritesPerTask
 	res.AllWritesPerTask = cost.WritesPerTask + res.ControllerManagerWritesPerTask
 	b.logf("end to end over %d rounds: the operator %.1fs, the Indexed Job %.1fs (medians); %.2f times as long (median of %s); the floor %.2f times",
 		rounds, res.OperatorSeconds, res.IndexedSeconds, res.Ratio, floats(ratios), res.FloorRatio)

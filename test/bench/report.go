@@ -81,8 +81,6 @@ type EndToEnd struct {
 	// the Indexed Job's time.
 	FloorSeconds float64 `json:"floorSeconds,omitempty"`
 	FloorRatio   float64 `json:"floorRatio,omitempty"`
-	// Reads are the manager's GETs from the API server per task in its runs.
-	Reads float64 `json:"readsPerTask,omitempty"`
 	// Baseline is the same run with another build of the manager
 	// (BENCH_BASELINE_MANAGER), in the same rounds: an A/B of the manager itself.
 	Baseline *BaselineRun `json:"baseline,omitempty"`
@@ -164,17 +162,20 @@ type BaselineRun struct {
 	Cost        RunCost   `json:"cost"`
 }
 
-// RunCost is what the operator's runs cost per task, over all of them.
+// RunCost is what the operator's runs cost, over all of them: its API writes per
+// run (Writes, WritesByMethod) and per task, the API server's write counts per task
+// of the kinds only the manager writes (JobTasks, their status, the Jobs' status),
+// the manager's reconciles per task by controller, its CPU, its reads (GETs and
+// lists) and the kube-controller-manager's writes per task.
 type RunCost struct {
 	Writes                         int                `json:"writes"`
 	WritesByMethod                 map[string]int     `json:"writesByMethod"`
 	WritesPerTask                  float64            `json:"writesPerTask"`
 	WritesByResource               map[string]float64 `json:"writesPerTaskByResource"`
-	ReconcilesPerTask              map[string]float64 `json:"reconcilesPerTask"`
+	ReconcilesPerTask              map[string]float64 `json:"reconcilesPerTask,omitempty"`
 	CPUSecondsPer1000              float64            `json:"cpuSecondsPer1000Tasks"`
 	ControllerManagerWritesPerTask float64            `json:"controllerManagerWritesPerTask"`
-	// ReadsPerTask are the manager's GETs from the API server (gets and lists).
-	ReadsPerTask float64 `json:"readsPerTask"`
+	ReadsPerTask                   float64            `json:"readsPerTask"`
 }
 
 type Latency struct {
@@ -192,22 +193,13 @@ type Latency struct {
 }
 
 type Cost struct {
-	// Tasks is the end-to-end run's; Writes... are the operator's during that run
-	// only (deltas of its rest_client_requests_total around it).
-	Tasks          int            `json:"tasks"`
-	Writes         int            `json:"writes"`
-	WritesByMethod map[string]int `json:"writesByMethod"`
-	WritesPerTask  float64        `json:"writesPerTask"`
-	// WritesByResource are the API server's write counts of the run for the kinds
-	// only the manager writes (JobTasks, their status, the Jobs' status), per task.
-	WritesByResource map[string]float64 `json:"writesPerTaskByResource"`
-	// ReconcilesPerTask are the manager's reconciles during the run, per task, by
-	// controller.
-	ReconcilesPerTask map[string]float64 `json:"reconcilesPerTask,omitempty"`
-	CPUSecondsPer1000 float64            `json:"cpuSecondsPer1000Tasks"`
-	PeakRSSMiB        float64            `json:"peakRSSMiB"`
-	LiveTasks         int                `json:"liveTasks"`
-	RSSPerLiveTaskKiB float64            `json:"rssPerLiveTaskKiB"`
+	// Tasks is the end-to-end run's; RunCost is what the operator's end-to-end runs
+	// cost (deltas of its metrics around each run).
+	Tasks int `json:"tasks"`
+	RunCost
+	PeakRSSMiB        float64 `json:"peakRSSMiB"`
+	LiveTasks         int     `json:"liveTasks"`
+	RSSPerLiveTaskKiB float64 `json:"rssPerLiveTaskKiB"`
 	// HeapPerLiveTaskKiB is the growth of the manager's live heap (after a GC) per
 	// live task.
 	HeapPerLiveTaskKiB float64 `json:"heapPerLiveTaskKiB"`
@@ -496,7 +488,7 @@ func markdown(r *Results) string {
 		p("| the manager's reconciles per task, this build against `%s` | %s | %s | | | |",
 			bl.Manager, perController(c.ReconcilesPerTask), perController(bl.Cost.ReconcilesPerTask))
 		p("| the manager's reads from the API server per task (GET, list), this build against `%s` | %.2f | %.2f | | | |",
-			bl.Manager, e.Reads, bl.Cost.ReadsPerTask)
+			bl.Manager, c.ReadsPerTask, bl.Cost.ReadsPerTask)
 	}
 	for _, run := range []struct {
 		key, what string

@@ -26,7 +26,7 @@ func results() Results {
 			Picture:      "bench/endtoend.svg"},
 		Latency: Latency{Jobs: 20, OperatorP50: -5, OperatorP99: 40, OperatorFromPodP50: 300, OperatorFromPodP99: 600,
 			UpstreamP50: 250, UpstreamP99: 500, UpstreamSamples: 20},
-		Cost: Cost{Tasks: 1000, Writes: 3000, WritesPerTask: 3, WritesByMethod: map[string]int{"POST": 1000, "PATCH": 2000},
+		Cost: Cost{Tasks: 1000, RunCost: RunCost{Writes: 3000, WritesPerTask: 3, WritesByMethod: map[string]int{"POST": 1000, "PATCH": 2000}},
 			LiveTasks: 10000, HeapPerLiveTaskKiB: 4, RSSPerLiveTaskKiB: 7},
 	}
 }
