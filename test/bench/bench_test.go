@@ -315,23 +315,9 @@ func (b *bench) plainFanOut(n, round int) float64 {
 	// API server is in both.
 	baseDone := b.countCreated(base, n)
 	start := time.Now()
-	var wg sync.WaitGroup
-	work := make(chan int)
-	var errs sync.Map
-	for range planWorkers {
-		wg.Go(func() {
-			for i := range work {
-				if err := b.c.Create(b.ctx, baselineTask(base, owner, i)); err != nil {
-					errs.Store(i, err)
-				}
-			}
-		})
+	if err := plainClient(n, func(i int) error { return b.c.Create(b.ctx, baselineTask(base, owner, i)) }); err != nil {
+		b.t.Fatal(err)
 	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
 	var took float64
 	select {
 	case at := <-baseDone:
@@ -339,7 +325,6 @@ func (b *bench) plainFanOut(n, round int) float64 {
 	case <-time.After(time.Minute):
 		b.t.Fatalf("fan-out %d: the watch did not see the plain client's objects", n)
 	}
-	errs.Range(func(k, v any) bool { b.t.Fatalf("plain client, object %v: %v", k, v); return false })
 	b.logf("fan-out %d: plain client (%d workers, no client-side limit) created %d JobTasks in %.2fs (%.0f/s)",
 		n, planWorkers, n, took, float64(n)/took)
 	b.cleanUp(base)
@@ -975,34 +960,54 @@ func (b *bench) sameBatchJob(ran *batchv1.Job, n int, withTasks bool, round int)
 // end of a task), with no client-side limit.
 func (b *bench) plainTasks(ns string, owner *corev1.ConfigMap, n int) {
 	b.t.Helper()
-	var errs sync.Map
-	each := func(do func(i int) error) {
-		var wg sync.WaitGroup
-		work := make(chan int)
-		for range planWorkers {
-			wg.Go(func() {
-				for i := range work {
-					if err := do(i); err != nil {
-						errs.Store(i, err)
-					}
-				}
-			})
-		}
-		for i := range n {
-			work <- i
-		}
-		close(work)
-		wg.Wait()
+	if err := plainClient(n, func(i int) error { return b.c.Create(b.ctx, baselineTask(ns, owner, i)) }); err != nil {
+		b.t.Fatal(err)
 	}
-	each(func(i int) error { return b.c.Create(b.ctx, baselineTask(ns, owner, i)) })
 	now := time.Now().UTC().Format(time.RFC3339)
-	each(func(i int) error {
+	err := plainClient(n, func(i int) error {
 		jt := &costv1.JobTask{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("run-%d", i), Namespace: ns}}
 		patch := fmt.Sprintf(`{"status":{"status":"SUCCESS","createdCount":24,"collectedBytes":4096,"attempts":1,`+
 			`"batchJobName":"floor","startedAt":%q,"updatedAt":%q,"finishedAt":%q}}`, now, now, now)
 		return b.c.Status().Patch(b.ctx, jt, client.RawPatch(types.MergePatchType, []byte(patch)))
 	})
-	errs.Range(func(k, v any) bool { b.t.Fatalf("plain client, JobTask %v: %v", k, v); return false })
+	if err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// plainClient calls do for each index below n from planWorkers goroutines (the
+// planner's concurrency, with no client-side limit) and returns the error of the
+// lowest index that failed.
+func plainClient(n int, do func(i int) error) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first = -1
+		ferr  error
+	)
+	work := make(chan int)
+	for range planWorkers {
+		wg.Go(func() {
+			for i := range work {
+				if err := do(i); err != nil {
+					mu.Lock()
+					if first < 0 || i < first {
+						first, ferr = i, err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if ferr != nil {
+		return fmt.Errorf("plain client, object %d: %w", first, ferr)
+	}
+	return nil
 }
 
 // runBatchJob creates a batch Job, samples its pods (selected by podLabels) and
